@@ -1,0 +1,518 @@
+//! `ctscreen`: train, evaluate, analyse and benchmark the multi-task COVID-19 CT model.
+//! Research software, not a medical device.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use ctscreen::data::{self, Split};
+use ctscreen::device::Backend;
+use ctscreen::error::{Error, Result};
+use ctscreen::evaluate;
+use ctscreen::inference::predict;
+use ctscreen::model::{CLASS_NAMES, SEG_CLASSES, flops_per_slice};
+use ctscreen::preprocess::{Interp, read_grey, to_model_grid};
+use ctscreen::weights;
+
+#[derive(Parser)]
+#[command(
+    name = "ctscreen",
+    version,
+    about = "COVID-19 chest CT lesion segmentation and classification (research software, not a medical device)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the multi-task model jointly on the shared datasets.
+    #[cfg(feature = "train")]
+    Train(TrainArgs),
+    /// Write a shrunk copy of the training data (for moving it to a GPU machine; never commit it).
+    #[cfg(feature = "train")]
+    PrepareData {
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// How many Ma et al. slices to copy (the ones `train --unlabelled N` loads).
+        #[arg(long, default_value_t = 1600)]
+        unlabelled: usize,
+    },
+    /// Evaluate a model on labelled directories.
+    Eval(EvalArgs),
+    /// Analyse an image (PNG/JPEG slice).
+    Analyze(AnalyzeArgs),
+    /// Print inference and training-step timings.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct DeviceArg {
+    /// Compute backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    device: Backend,
+}
+
+#[cfg(feature = "train")]
+#[derive(Args)]
+struct TrainArgs {
+    /// The shared data folder (see its README).
+    #[arg(long, default_value = "../shared/data")]
+    data: PathBuf,
+    /// Output directory: checkpoints, log.jsonl, and the final config.json + model.bpk.
+    #[arg(long, default_value = "runs/ctscreen")]
+    out: PathBuf,
+    /// Continue from the last checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    device: DeviceArg,
+    /// Disable tasks for ablations: seg-only is `--no-cls --no-recon`, cls-only `--no-seg
+    /// --no-recon`, seg+cls `--no-recon`.
+    #[arg(long)]
+    no_seg: bool,
+    #[arg(long)]
+    no_cls: bool,
+    #[arg(long)]
+    no_recon: bool,
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    #[arg(long, default_value_t = 60)]
+    steps_per_epoch: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Training grid side (multiple of 16).
+    #[arg(long, default_value_t = 256)]
+    train_size: usize,
+    #[arg(long, default_value_t = 16)]
+    width: usize,
+    #[arg(long, default_value_t = 5)]
+    levels: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Ma et al. slices to load (0 disables them).
+    #[arg(long, default_value_t = 1600)]
+    unlabelled: usize,
+    /// Weight of the Inf-Net pseudo-mask (weak label) loss; 0 disables it.
+    #[arg(long, default_value_t = 0.3)]
+    weak_weight: f64,
+    /// Stop and save after this many minutes.
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    #[arg(long, default_value_t = 1)]
+    val_every: usize,
+    #[arg(long, default_value = "ctscreen-v1")]
+    version: String,
+    /// Augmentation zoom range (min, max); >1 trains on crops at a finer scale.
+    #[arg(long, num_args = 2, default_values_t = [0.85f32, 1.25])]
+    zoom: Vec<f32>,
+    /// Grid side for validation during training.
+    #[arg(long, default_value_t = 256)]
+    val_size: usize,
+    /// Input grid side written into the shipped config.json.
+    #[arg(long, default_value_t = 256)]
+    input_size: usize,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Model directory (config.json + model.bpk).
+    #[arg(long, default_value = "models/ctscreen-v1")]
+    model: PathBuf,
+    /// Segmentation directory: images/, masks-binary/, optionally masks-multiclass/.
+    #[arg(long)]
+    seg: Option<PathBuf>,
+    /// Classification directory: covid/, non-covid/ (and splits/ for --split).
+    #[arg(long)]
+    cls: Option<PathBuf>,
+    /// all, or the documented train/val parts (MedSeg hold-back; UCSD official lists).
+    #[arg(long, value_enum, default_value = "all")]
+    split: Split,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f64,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Run on a grid of this side instead of the model's configured input_size.
+    #[arg(long)]
+    size: Option<usize>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    /// A PNG or JPEG slice.
+    input: PathBuf,
+    #[arg(long, default_value = "models/ctscreen-v1")]
+    model: PathBuf,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[arg(long, default_value = "models/ctscreen-v1")]
+    model: PathBuf,
+    /// Repetitions per measurement (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        #[cfg(feature = "train")]
+        Command::Train(a) => train(a),
+        #[cfg(feature = "train")]
+        Command::PrepareData {
+            data,
+            out,
+            size,
+            unlabelled,
+        } => {
+            eprintln!(
+                "{}",
+                ctscreen::training::prepare::prepare_data(&data, &out, size, unlabelled)?
+            );
+            Ok(())
+        }
+        Command::Eval(a) => eval(a),
+        Command::Analyze(a) => analyze(a),
+        Command::Bench(a) => bench(a),
+    }
+}
+
+#[cfg(feature = "train")]
+fn train(a: TrainArgs) -> Result<()> {
+    use ctscreen::model::MultiTaskConfig;
+    use ctscreen::training::{RunOptions, Tasks, TrainData, TrainingConfig, train};
+    if !a.data.is_dir() {
+        return Err(Error::MissingDir(a.data));
+    }
+    let model = MultiTaskConfig::new()
+        .with_base_width(a.width)
+        .with_levels(a.levels);
+    let tasks = Tasks::new()
+        .with_seg(!a.no_seg)
+        .with_cls(!a.no_cls)
+        .with_recon(!a.no_recon);
+    let cfg = TrainingConfig::new(model, tasks)
+        .with_epochs(a.epochs)
+        .with_steps_per_epoch(a.steps_per_epoch)
+        .with_batch_size(a.batch_size)
+        .with_train_size(a.train_size)
+        .with_lr(a.lr)
+        .with_seed(a.seed)
+        .with_n_unlabelled(a.unlabelled)
+        .with_weak_weight(a.weak_weight)
+        .with_zoom([a.zoom[0], a.zoom[a.zoom.len() - 1]])
+        .with_val_size(a.val_size);
+    let device = a.device.device.device()?.autodiff();
+    let t0 = Instant::now();
+    let data = TrainData::load(&a.data, &cfg)?;
+    eprintln!(
+        "loaded data in {:.1}s: {}",
+        t0.elapsed().as_secs_f64(),
+        data.summary()
+    );
+    let opts = RunOptions {
+        out_dir: a.out.clone(),
+        resume: a.resume,
+        version: a.version,
+        input_size: a.input_size,
+        max_minutes: a.max_minutes,
+        val_every: a.val_every,
+        progress: true,
+    };
+    let t1 = Instant::now();
+    let logs = train(&cfg, &data, &device, &opts)?;
+    eprintln!(
+        "trained {} epochs in {:.1} min on {}; model written to {}",
+        logs.len(),
+        t1.elapsed().as_secs_f64() / 60.0,
+        a.device.device.name(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn finite(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    if a.seg.is_none() && a.cls.is_none() {
+        return Err(Error::InvalidArgument(
+            "give --seg DIR and/or --cls DIR".into(),
+        ));
+    }
+    let device = a.device.device.device()?;
+    let loaded = weights::load_dir(&a.model, &device)?;
+    let size = a.size.unwrap_or(loaded.config.input_size);
+    if size == 0 || size % loaded.config.model.size_multiple() != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "--size must be a positive multiple of {}",
+            loaded.config.model.size_multiple()
+        )));
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("size".into(), json!(size));
+    out.insert("model".into(), json!(loaded.config.version));
+    out.insert(
+        "split".into(),
+        json!(format!("{:?}", a.split).to_lowercase()),
+    );
+    if let Some(dir) = &a.seg {
+        let items = data::load_seg_dir(dir, a.split)?;
+        let r = evaluate::eval_seg(&loaded.model, &items, size, a.batch, &device)?;
+        if !a.json {
+            println!(
+                "segmentation: n={} dice_mean={:.4} dice_global={:.4} iou_mean={:.4} sens={:.4} spec={:.4} dice_ggo={:.4} dice_cons={:.4}",
+                r.n,
+                r.dice_mean,
+                r.dice_global,
+                r.iou_mean,
+                r.sensitivity,
+                r.specificity,
+                r.dice_ggo,
+                r.dice_consolidation
+            );
+        }
+        out.insert(
+            "segmentation".into(),
+            json!({
+                "n": r.n, "dice_mean": finite(r.dice_mean), "dice_global": finite(r.dice_global),
+                "iou_mean": finite(r.iou_mean), "sensitivity": finite(r.sensitivity),
+                "specificity": finite(r.specificity), "dice_ggo": finite(r.dice_ggo),
+                "dice_consolidation": finite(r.dice_consolidation),
+                "per_slice": r.per_slice.iter().map(|(n, d)| json!({"name": n, "dice": finite(*d)})).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    if let Some(dir) = &a.cls {
+        let items = data::load_cls_dir(dir, a.split)?;
+        let r = evaluate::eval_cls(
+            &loaded.model,
+            &items,
+            size,
+            a.batch,
+            a.threshold,
+            true,
+            &device,
+        )?;
+        let o = r
+            .orientation_check
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument("orientation check missing".into()))?;
+        if !a.json {
+            println!(
+                "classification: n={} auc={:.4} acc={:.4} sens={:.4} spec={:.4} f1={:.4} @ {} | rot90 auc={:.4}, non-COVID mean p(COVID) upright {:.3} vs rot90 {:.3}",
+                r.n,
+                r.auc,
+                r.accuracy,
+                r.sensitivity,
+                r.specificity,
+                r.f1,
+                r.threshold,
+                o.auc_rot90,
+                o.mean_p_covid_noncovid_upright,
+                o.mean_p_covid_noncovid_rot90
+            );
+        }
+        out.insert(
+            "classification".into(),
+            json!({
+                "n": r.n, "auc": finite(r.auc), "accuracy": finite(r.accuracy),
+                "sensitivity": finite(r.sensitivity), "specificity": finite(r.specificity),
+                "f1": finite(r.f1), "threshold": r.threshold,
+                "orientation_check": {
+                    "auc_rot90": finite(o.auc_rot90),
+                    "mean_p_covid_noncovid_upright": finite(o.mean_p_covid_noncovid_upright),
+                    "mean_p_covid_noncovid_rot90": finite(o.mean_p_covid_noncovid_rot90),
+                },
+            }),
+        );
+    }
+    if a.json {
+        println!("{}", serde_json::Value::Object(out));
+    }
+    Ok(())
+}
+
+fn analyze(a: AnalyzeArgs) -> Result<()> {
+    let device = a.device.device.device()?;
+    let t0 = Instant::now();
+    let loaded = weights::load_dir(&a.model, &device)?;
+    let img = read_grey(&a.input)?;
+    let size = loaded.config.input_size;
+    let (grid, lb) = to_model_grid(&img, size);
+    let pred = predict(&loaded.model, &[grid.as_slice()], size, true, &device)?
+        .pop()
+        .ok_or_else(|| Error::Readback("no prediction returned".into()))?;
+    let lesion = lb.backward(&pred.lesion_prob(), Interp::Bilinear);
+    let lesion_px = lesion.iter().filter(|&&v| v >= 0.5).count();
+    let map: Vec<f32> = pred.class_map().iter().map(|&v| v as f32).collect();
+    let back = lb.backward(&map, Interp::Nearest);
+    let ggo_px = back.iter().filter(|&&v| v == 1.0).count();
+    let cons_px = back.iter().filter(|&&v| v == 2.0).count();
+    let total = (img.width * img.height) as f64;
+    let ood = match (pred.recon_mse, loaded.config.ood_threshold) {
+        (Some(e), Some(t)) => Some(e > t),
+        _ => None,
+    };
+    let report = json!({
+        "input": a.input.display().to_string(),
+        "model": loaded.config.version,
+        "backend": a.device.device.name(),
+        "kind": "image",
+        "dims": [img.width, img.height, 1],
+        "p_covid": pred.p_covid(),
+        "class_probs": CLASS_NAMES.iter().zip(&pred.class_probs).map(|(n, p)| json!({"class": n, "p": p})).collect::<Vec<_>>(),
+        "slices": [{
+            "z": 0,
+            "p_covid": pred.p_covid(),
+            "lesion_px": lesion_px,
+            "lesion_pct_of_image": 100.0 * lesion_px as f64 / total,
+            "ggo_px": ggo_px,
+            "consolidation_px": cons_px,
+            "recon_mse": pred.recon_mse,
+            "ood": ood,
+        }],
+        "seg_classes": SEG_CLASSES,
+        "note": "research software, not a medical device; not for diagnosis. 8-bit image input has no physical spacing, so areas are in pixels.",
+        "seconds": t0.elapsed().as_secs_f64(),
+    });
+    if a.json {
+        println!("{report}");
+    } else {
+        println!(
+            "{}: p(COVID-19) = {:.3}; lesion {} px ({:.1} % of the image: GGO {} px, consolidation {} px). Research software, not for diagnosis.",
+            a.input.display(),
+            pred.p_covid(),
+            lesion_px,
+            100.0 * lesion_px as f64 / total,
+            ggo_px,
+            cons_px
+        );
+    }
+    Ok(())
+}
+
+fn time_it(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?; // warm-up: allocation, autotune, shader compilation
+    let t = Instant::now();
+    for _ in 0..reps {
+        f()?;
+    }
+    Ok(t.elapsed().as_secs_f64() / reps.max(1) as f64)
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    let device = a.device.device.device()?;
+    let loaded = weights::load_dir(&a.model, &device)?;
+    let cfg = &loaded.config.model;
+    let size = loaded.config.input_size;
+    let slice: Vec<f32> = (0..size * size)
+        .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+        .collect();
+    let mut results = Vec::new();
+    for &batch in &[1usize, 8] {
+        for &recon in &[false, true] {
+            let slices: Vec<&[f32]> = (0..batch).map(|_| slice.as_slice()).collect();
+            let secs = time_it(a.reps, || {
+                predict(&loaded.model, &slices, size, recon, &device).map(|_| ())
+            })?;
+            let per_slice = secs / batch as f64;
+            let gflop = flops_per_slice(cfg, size, recon) / 1e9;
+            println!(
+                "inference {size}² batch {batch} recon {recon:5}: {:8.1} ms/slice  {:6.2} GFLOP/slice  {:6.1} GFLOP/s",
+                per_slice * 1e3,
+                gflop,
+                gflop / per_slice
+            );
+            results.push(json!({"batch": batch, "recon": recon, "ms_per_slice": per_slice * 1e3, "gflop_per_slice": gflop, "gflops": gflop / per_slice}));
+        }
+    }
+    #[cfg(feature = "train")]
+    {
+        let step = train_step_seconds(cfg, size, 4, a.reps.min(3), &device)?;
+        println!(
+            "training step {size}² batch 4 (forward+backward+Adam): {:8.1} ms",
+            step * 1e3
+        );
+        results.push(json!({"train_step_batch4_ms": step * 1e3}));
+    }
+    println!(
+        "{}",
+        json!({"backend": a.device.device.name(), "params": param_count(&loaded.model), "results": results})
+    );
+    Ok(())
+}
+
+fn param_count(m: &ctscreen::model::MultiTaskModel) -> usize {
+    use burn::module::Module;
+    m.num_params()
+}
+
+#[cfg(feature = "train")]
+fn train_step_seconds(
+    cfg: &ctscreen::model::MultiTaskConfig,
+    size: usize,
+    batch: usize,
+    reps: usize,
+    device: &burn::prelude::Device,
+) -> Result<f64> {
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::prelude::*;
+    // The same device: a wgpu runtime can be initialised only once per process.
+    let device = device.clone().autodiff();
+    let mut model = cfg.init(&device);
+    let mut optim = AdamConfig::new().init();
+    let x = Tensor::<4>::ones([batch, 1, size, size], &device).mul_scalar(0.5);
+    time_it(reps, || {
+        let out = model.forward(x.clone());
+        let loss = out.seg_logits.mean()
+            + out.cls_logits.mean()
+            + out
+                .recon
+                .map(|r| r.mean())
+                .unwrap_or_else(|| Tensor::zeros([1], &device));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-3, model.clone(), grads);
+        let _ = loss
+            .try_into_data()
+            .map_err(|e| Error::Readback(format!("{e:?}")))?;
+        Ok(())
+    })
+}

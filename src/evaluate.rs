@@ -1,0 +1,220 @@
+//! Evaluation of a model on labelled directories: segmentation Dice and friends at each mask's
+//! own resolution, classification AUC and threshold metrics on p(COVID-19), and a check that
+//! orientation is no class cue.
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::data::{ClsItem, SegItem};
+use crate::error::Result;
+use crate::inference::{SlicePrediction, predict};
+use crate::metrics::{Confusion, auc, confusion_at, mean};
+use crate::model::MultiTaskModel;
+use crate::preprocess::{GreyImage, Interp, Letterbox, to_model_grid};
+
+/// Segmentation figures (see the README for the definitions).
+#[derive(Debug, Clone, Serialize)]
+pub struct SegReport {
+    pub n: usize,
+    /// Mean over slices of the per-slice binary-lesion Dice.
+    pub dice_mean: f64,
+    /// Dice of all lesion pixels pooled over slices.
+    pub dice_global: f64,
+    pub iou_mean: f64,
+    pub sensitivity: f64,
+    pub specificity: f64,
+    /// Pooled Dice of ground-glass opacity and consolidation (slices with multiclass masks).
+    pub dice_ggo: f64,
+    pub dice_consolidation: f64,
+    /// Per-slice Dice, by file stem.
+    pub per_slice: Vec<(String, f64)>,
+}
+
+/// Classification figures at `threshold` on p(COVID-19).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClsReport {
+    pub n: usize,
+    pub auc: f64,
+    pub accuracy: f64,
+    pub sensitivity: f64,
+    pub specificity: f64,
+    pub f1: f64,
+    pub threshold: f64,
+    /// The same images rotated 90°: if orientation were a class cue (MedSeg slices arrive
+    /// rotated and are all COVID-19), AUC would move and non-COVID p(COVID) would rise.
+    /// Absent when not asked for (validation during training skips it to save time).
+    pub orientation_check: Option<OrientationCheck>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrientationCheck {
+    pub auc_rot90: f64,
+    pub mean_p_covid_noncovid_upright: f64,
+    pub mean_p_covid_noncovid_rot90: f64,
+}
+
+/// Rotate a grey image 90° clockwise.
+pub fn rot90(img: &GreyImage) -> GreyImage {
+    let (w, h) = (img.width, img.height);
+    let mut px = vec![0u8; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            // (x, y) → (h-1-y, x) in a h-wide image.
+            px[x * h + (h - 1 - y)] = img.pixels[y * w + x];
+        }
+    }
+    GreyImage {
+        width: h,
+        height: w,
+        pixels: px,
+    }
+}
+
+/// Run the model over images in batches, returning each prediction with its letterbox.
+pub fn predict_images<'a>(
+    model: &MultiTaskModel,
+    images: impl Iterator<Item = &'a GreyImage>,
+    size: usize,
+    batch: usize,
+    with_recon: bool,
+    device: &Device,
+) -> Result<Vec<(SlicePrediction, Letterbox)>> {
+    let grids: Vec<(Vec<f32>, Letterbox)> = images.map(|im| to_model_grid(im, size)).collect();
+    let mut out = Vec::with_capacity(grids.len());
+    for chunk in grids.chunks(batch.max(1)) {
+        let slices: Vec<&[f32]> = chunk.iter().map(|(g, _)| g.as_slice()).collect();
+        let preds = predict(model, &slices, size, with_recon, device)?;
+        out.extend(preds.into_iter().zip(chunk.iter().map(|(_, lb)| *lb)));
+    }
+    Ok(out)
+}
+
+pub fn eval_seg(
+    model: &MultiTaskModel,
+    items: &[SegItem],
+    size: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<SegReport> {
+    let preds = predict_images(
+        model,
+        items.iter().map(|i| &i.image),
+        size,
+        batch,
+        false,
+        device,
+    )?;
+    let (mut pooled, mut ggo, mut cons) = (
+        Confusion::default(),
+        Confusion::default(),
+        Confusion::default(),
+    );
+    let (mut dices, mut ious, mut per_slice) = (Vec::new(), Vec::new(), Vec::new());
+    for (item, (pred, lb)) in items.iter().zip(&preds) {
+        // Lesion probability back on the mask's grid, thresholded at 0.5.
+        let prob = lb.backward(&pred.lesion_prob(), Interp::Bilinear);
+        let p: Vec<bool> = prob.iter().map(|&v| v >= 0.5).collect();
+        let t: Vec<bool> = item.lesion.iter().map(|&v| v != 0).collect();
+        let c = Confusion::from_masks(&p, &t);
+        pooled.add(&c);
+        dices.push(c.dice());
+        ious.push(c.iou());
+        per_slice.push((item.name.clone(), c.dice()));
+        if let Some(classes) = &item.classes {
+            let map: Vec<f32> = pred.class_map().iter().map(|&v| v as f32).collect();
+            let back = lb.backward(&map, Interp::Nearest);
+            for (k, conf) in [(1.0, &mut ggo), (2.0, &mut cons)] {
+                let pk: Vec<bool> = back.iter().map(|&v| v == k).collect();
+                let tk: Vec<bool> = classes.iter().map(|&v| v as f32 == k).collect();
+                conf.add(&Confusion::from_masks(&pk, &tk));
+            }
+        }
+    }
+    let any_multi = items.iter().any(|i| i.classes.is_some());
+    Ok(SegReport {
+        n: items.len(),
+        dice_mean: mean(&dices),
+        dice_global: pooled.dice(),
+        iou_mean: mean(&ious),
+        sensitivity: pooled.sensitivity(),
+        specificity: pooled.specificity(),
+        dice_ggo: if any_multi { ggo.dice() } else { f64::NAN },
+        dice_consolidation: if any_multi { cons.dice() } else { f64::NAN },
+        per_slice,
+    })
+}
+
+/// p(COVID-19) of each item, upright and rotated 90°.
+pub fn eval_cls(
+    model: &MultiTaskModel,
+    items: &[ClsItem],
+    size: usize,
+    batch: usize,
+    threshold: f64,
+    orientation_check: bool,
+    device: &Device,
+) -> Result<ClsReport> {
+    let labels: Vec<bool> = items.iter().map(|i| i.covid).collect();
+    let scores: Vec<f64> = predict_images(
+        model,
+        items.iter().map(|i| &i.image),
+        size,
+        batch,
+        false,
+        device,
+    )?
+    .iter()
+    .map(|(p, _)| p.p_covid() as f64)
+    .collect();
+    let scores_rot: Vec<f64> = if orientation_check {
+        let rotated: Vec<GreyImage> = items.iter().map(|i| rot90(&i.image)).collect();
+        predict_images(model, rotated.iter(), size, batch, false, device)?
+            .iter()
+            .map(|(p, _)| p.p_covid() as f64)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let c = confusion_at(&scores, &labels, threshold);
+    let neg = |s: &[f64]| {
+        mean(
+            &s.iter()
+                .zip(&labels)
+                .filter(|(_, l)| !**l)
+                .map(|(s, _)| *s)
+                .collect::<Vec<_>>(),
+        )
+    };
+    Ok(ClsReport {
+        n: items.len(),
+        auc: auc(&scores, &labels).unwrap_or(f64::NAN),
+        accuracy: c.accuracy(),
+        sensitivity: c.sensitivity(),
+        specificity: c.specificity(),
+        f1: c.f1(),
+        threshold,
+        orientation_check: orientation_check.then(|| OrientationCheck {
+            auc_rot90: auc(&scores_rot, &labels).unwrap_or(f64::NAN),
+            mean_p_covid_noncovid_upright: neg(&scores),
+            mean_p_covid_noncovid_rot90: neg(&scores_rot),
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rot90_moves_the_top_left_pixel_to_the_top_right() {
+        let img = GreyImage {
+            width: 3,
+            height: 2,
+            pixels: vec![1, 2, 3, 4, 5, 6],
+        };
+        let r = rot90(&img);
+        assert_eq!((r.width, r.height), (2, 3));
+        // Clockwise: first column read bottom-up becomes the first row.
+        assert_eq!(r.pixels, vec![4, 1, 5, 2, 6, 3]);
+    }
+}

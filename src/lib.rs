@@ -1,0 +1,34 @@
+//! # ctscreen
+//!
+//! Multi-task COVID-19 chest CT analysis after Amyar et al. (Comput. Biol. Med. 126, 2020):
+//! one shared encoder feeding a U-Net segmentation decoder (background, ground-glass opacity,
+//! consolidation), a reconstruction decoder and an MLP classifier.
+//!
+//! The same pipeline (image → preprocess → model → postprocess) serves the native CLI and the
+//! browser. Research software, **not a medical device, not for diagnosis**.
+//!
+//! Modules, one per stage:
+//! - [`preprocess`]: grey conversion, letterboxing to the model grid and back.
+//! - [`data`]: the on-disk datasets (MedSeg, Ma et al., UCSD COVID-CT) as in-memory samples.
+//! - [`model`]: the network and its [`model::MultiTaskConfig`].
+//! - [`inference`]: one slice or batch in, probability maps, class probabilities and the
+//!   reconstruction out.
+//! - [`weights`]: loading and saving weights (from bytes too, for the browser).
+//! - [`metrics`]: Dice, IoU, AUC and friends, pure functions.
+//! - `training` (feature `train`): losses, augmentation, the joint training loop.
+
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod evaluate;
+pub mod inference;
+pub mod metrics;
+pub mod model;
+pub mod preprocess;
+pub mod rng;
+pub mod weights;
+
+#[cfg(feature = "train")]
+pub mod training;
+
+pub use error::{Error, Result};

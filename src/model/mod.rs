@@ -1,0 +1,245 @@
+//! The multi-task network of Amyar et al. (2020), made small for the browser.
+//!
+//! ```text
+//!            ┌──────────── skip connections ────────────┐
+//! image ─► encoder (5 levels: w,2w,4w,8w,16w) ─► bottleneck ─► segmentation decoder ─► 3 logits/pixel
+//!                                               ├─► reconstruction decoder (no skips) ─► 1 channel
+//!                                               └─► avg+max pool ─► MLP ─► class logits
+//! ```
+
+mod blocks;
+
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, sigmoid};
+
+pub use blocks::{ResBlock, Up};
+
+/// Segmentation classes, in logit order.
+pub const SEG_CLASSES: [&str; 3] = ["background", "ground-glass opacity", "consolidation"];
+/// Classification classes, in logit order.
+pub const CLASS_NAMES: [&str; 2] = ["COVID-19", "non-COVID"];
+/// Index of COVID-19 among the class logits.
+pub const COVID_CLASS: usize = 0;
+
+/// Hyper-parameters of the network, saved as `config.json` next to the weights.
+#[derive(Config, Debug, PartialEq)]
+pub struct MultiTaskConfig {
+    /// Width of the first encoder level; level k has `base_width · 2^k` channels.
+    #[config(default = 16)]
+    pub base_width: usize,
+    /// Number of resolution levels (inputs must be multiples of `2^(levels-1)`).
+    #[config(default = 5)]
+    pub levels: usize,
+    /// Segmentation classes: background, GGO, consolidation.
+    #[config(default = 3)]
+    pub seg_classes: usize,
+    /// Classifier outputs (COVID-19, non-COVID).
+    #[config(default = 2)]
+    pub n_classes: usize,
+    /// The reconstruction decoder's widths are the encoder's divided by this: it only has to
+    /// carry the image through the bottleneck, and it is unused for plain inference.
+    #[config(default = 2)]
+    pub recon_divisor: usize,
+    /// Hidden units of the classifier MLP.
+    #[config(default = 128)]
+    pub cls_hidden: usize,
+    #[config(default = 0.3)]
+    pub dropout: f64,
+    /// GroupNorm groups (reduced where a width is not divisible).
+    #[config(default = 8)]
+    pub norm_groups: usize,
+}
+
+impl MultiTaskConfig {
+    /// Channel count of encoder level `k`.
+    pub fn width(&self, k: usize) -> usize {
+        self.base_width << k
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.base_width == 0 || self.levels < 2 || self.levels > 7 {
+            return Err(format!(
+                "base_width must be > 0 and levels in 2..=7 (got {} and {})",
+                self.base_width, self.levels
+            ));
+        }
+        if self.seg_classes < 2 || self.n_classes < 2 || self.recon_divisor == 0 {
+            return Err("seg_classes and n_classes must be >= 2, recon_divisor >= 1".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// The side every input must be a multiple of.
+    pub fn size_multiple(&self) -> usize {
+        1 << (self.levels - 1)
+    }
+
+    pub fn init(&self, device: &Device) -> MultiTaskModel {
+        let l = self.levels;
+        let w = |k| self.width(k);
+        let rw = |k| (self.width(k) / self.recon_divisor).max(4);
+        let g = self.norm_groups;
+        let encoder = (0..l)
+            .map(|k| ResBlock::new(if k == 0 { 1 } else { w(k - 1) }, w(k), g, device))
+            .collect();
+        let seg_up = (0..l - 1)
+            .map(|k| Up::new(w(k + 1), w(k), device))
+            .collect();
+        let seg_blocks = (0..l - 1)
+            .map(|k| ResBlock::new(2 * w(k), w(k), g, device))
+            .collect();
+        let seg_out =
+            burn::nn::conv::Conv2dConfig::new([w(0), self.seg_classes], [1, 1]).init(device);
+        let rec_up = (0..l - 1)
+            .map(|k| Up::new(if k == l - 2 { w(l - 1) } else { rw(k + 1) }, rw(k), device))
+            .collect();
+        let rec_blocks = (0..l - 1)
+            .map(|k| ResBlock::new(rw(k), rw(k), g, device))
+            .collect();
+        let rec_out = burn::nn::conv::Conv2dConfig::new([rw(0), 1], [1, 1]).init(device);
+        let bottleneck = w(l - 1);
+        MultiTaskModel {
+            encoder,
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            seg_up,
+            seg_blocks,
+            seg_out,
+            rec_up,
+            rec_blocks,
+            rec_out,
+            cls_hidden: LinearConfig::new(2 * bottleneck, self.cls_hidden).init(device),
+            cls_dropout: DropoutConfig::new(self.dropout).init(),
+            cls_out: LinearConfig::new(self.cls_hidden, self.n_classes).init(device),
+        }
+    }
+}
+
+/// Shared encoder + three heads.
+#[derive(Module, Debug)]
+pub struct MultiTaskModel {
+    encoder: Vec<ResBlock>,
+    pool: MaxPool2d,
+    /// `seg_up[k]` brings level k+1 up to level k; `seg_blocks[k]` fuses it with the skip.
+    seg_up: Vec<Up>,
+    seg_blocks: Vec<ResBlock>,
+    seg_out: burn::nn::conv::Conv2d,
+    rec_up: Vec<Up>,
+    rec_blocks: Vec<ResBlock>,
+    rec_out: burn::nn::conv::Conv2d,
+    cls_hidden: Linear,
+    cls_dropout: Dropout,
+    cls_out: Linear,
+}
+
+/// Raw outputs of one forward pass.
+#[derive(Debug, Clone)]
+pub struct MultiTaskOutput {
+    /// `[N, seg_classes, H, W]` segmentation logits.
+    pub seg_logits: Tensor<4>,
+    /// `[N, n_classes]` classification logits.
+    pub cls_logits: Tensor<2>,
+    /// `[N, 1, H, W]` reconstruction in [0, 1], when asked for.
+    pub recon: Option<Tensor<4>>,
+}
+
+impl MultiTaskModel {
+    /// All three heads.
+    ///
+    /// # Shapes
+    /// - input: `[N, 1, H, W]`, values in [0, 1], H and W multiples of `2^(levels-1)`
+    pub fn forward(&self, x: Tensor<4>) -> MultiTaskOutput {
+        self.forward_with(x, true)
+    }
+
+    /// Like [`forward`](Self::forward); `with_recon = false` skips the reconstruction decoder.
+    pub fn forward_with(&self, x: Tensor<4>, with_recon: bool) -> MultiTaskOutput {
+        // Encoder, keeping each level's features for the skips.
+        let mut skips = Vec::with_capacity(self.encoder.len());
+        let mut h = x;
+        for (k, block) in self.encoder.iter().enumerate() {
+            if k > 0 {
+                h = self.pool.forward(h); // [N, C, H/2^k, W/2^k]
+            }
+            h = block.forward(h); // [N, w·2^k, H/2^k, W/2^k]
+            skips.push(h.clone());
+        }
+        let bottleneck = h; // [N, w·2^(L-1), H/2^(L-1), W/2^(L-1)]
+
+        // Segmentation decoder: up, concatenate the skip, fuse.
+        let mut s = bottleneck.clone();
+        for k in (0..self.seg_up.len()).rev() {
+            let up = self.seg_up[k].forward(s); // [N, w·2^k, H/2^k, W/2^k]
+            s = self.seg_blocks[k].forward(Tensor::cat(vec![up, skips[k].clone()], 1));
+        }
+        let seg_logits = self.seg_out.forward(s); // [N, 3, H, W]
+
+        // Reconstruction decoder: no skips, so the bottleneck alone must carry the image.
+        let recon = with_recon.then(|| {
+            let mut r = bottleneck.clone();
+            for k in (0..self.rec_up.len()).rev() {
+                r = self.rec_blocks[k].forward(self.rec_up[k].forward(r));
+            }
+            sigmoid(self.rec_out.forward(r)) // [N, 1, H, W]
+        });
+
+        // Classifier on global average + max pooled bottleneck features.
+        let [n, c, _, _] = bottleneck.dims();
+        let avg = bottleneck.clone().mean_dim(3).mean_dim(2).reshape([n, c]);
+        let max = bottleneck.max_dim(3).max_dim(2).reshape([n, c]);
+        let feat = Tensor::cat(vec![avg, max], 1); // [N, 2C]
+        let hidden = self
+            .cls_dropout
+            .forward(relu(self.cls_hidden.forward(feat)));
+        let cls_logits = self.cls_out.forward(hidden); // [N, n_classes]
+
+        MultiTaskOutput {
+            seg_logits,
+            cls_logits,
+            recon,
+        }
+    }
+}
+
+/// Forward FLOPs (multiply-adds × 2) per slice of `size`×`size`, counting convolutions and
+/// linear layers; `with_recon` includes the reconstruction decoder.
+pub fn flops_per_slice(cfg: &MultiTaskConfig, size: usize, with_recon: bool) -> f64 {
+    let conv = |hw: f64, cin: usize, cout: usize, k: usize| 2.0 * hw * (cin * cout * k * k) as f64;
+    let res = |hw: f64, cin: usize, cout: usize| {
+        conv(hw, cin, cout, 3)
+            + conv(hw, cout, cout, 3)
+            + if cin != cout {
+                conv(hw, cin, cout, 1)
+            } else {
+                0.0
+            }
+    };
+    let l = cfg.levels;
+    let hw = |k: usize| ((size >> k) * (size >> k)) as f64;
+    let w = |k| cfg.width(k);
+    let rw = |k| (cfg.width(k) / cfg.recon_divisor).max(4);
+    let mut f = 0.0;
+    for k in 0..l {
+        f += res(hw(k), if k == 0 { 1 } else { w(k - 1) }, w(k));
+    }
+    for k in 0..l - 1 {
+        // Transposed 2×2 stride 2: each input pixel × cin × cout × 4.
+        f += 2.0 * hw(k + 1) * (w(k + 1) * w(k) * 4) as f64;
+        f += res(hw(k), 2 * w(k), w(k));
+    }
+    f += conv(hw(0), w(0), cfg.seg_classes, 1);
+    if with_recon {
+        for k in 0..l - 1 {
+            let cin = if k == l - 2 { w(l - 1) } else { rw(k + 1) };
+            f += 2.0 * hw(k + 1) * (cin * rw(k) * 4) as f64;
+            f += res(hw(k), rw(k), rw(k));
+        }
+        f += conv(hw(0), rw(0), 1, 1);
+    }
+    f += 2.0 * (2 * w(l - 1) * cfg.cls_hidden + cfg.cls_hidden * cfg.n_classes) as f64;
+    f
+}

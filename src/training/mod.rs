@@ -1,0 +1,731 @@
+//! Joint training (feature `train`): each task on its own dataset, every loss masked per
+//! sample so a slice contributes only the losses it has labels for.
+//!
+//! - segmentation (MedSeg): cross-entropy + soft Dice of the lesion map;
+//! - weak segmentation (Ma et al. pseudo-masks, model-made, **not expert labels**): BCE + soft
+//!   Dice of the lesion map, with a smaller weight;
+//! - classification (UCSD COVID-CT): cross-entropy;
+//! - reconstruction (every slice): MSE of the clean image from a noise-corrupted input.
+
+pub mod augment;
+pub mod prepare;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, Split};
+use crate::error::{Error, Result};
+use crate::evaluate::{self, ClsReport, SegReport};
+use crate::model::{COVID_CLASS, MultiTaskConfig, MultiTaskModel};
+use crate::preprocess::{GreyImage, Interp, Letterbox, to_model_grid_u8};
+use crate::rng::Rng;
+use crate::weights::{self, ShippedConfig};
+use augment::{AugmentParams, augment};
+
+/// Which tasks train (the ablation switches).
+#[derive(Config, Debug, PartialEq)]
+pub struct Tasks {
+    #[config(default = true)]
+    pub seg: bool,
+    #[config(default = true)]
+    pub cls: bool,
+    #[config(default = true)]
+    pub recon: bool,
+}
+
+/// Everything a run needs, saved as `training.json` next to its checkpoints.
+#[derive(Config, Debug)]
+pub struct TrainingConfig {
+    pub model: MultiTaskConfig,
+    pub tasks: Tasks,
+    #[config(default = 30)]
+    pub epochs: usize,
+    #[config(default = 60)]
+    pub steps_per_epoch: usize,
+    #[config(default = 16)]
+    pub batch_size: usize,
+    /// Training grid side; the fully convolutional network runs at 256² whatever this is.
+    #[config(default = 256)]
+    pub train_size: usize,
+    #[config(default = 2e-3)]
+    pub lr: f64,
+    #[config(default = 100)]
+    pub warmup_steps: usize,
+    #[config(default = 42)]
+    pub seed: u64,
+    #[config(default = 1.0)]
+    pub seg_weight: f64,
+    #[config(default = 0.3)]
+    pub weak_weight: f64,
+    #[config(default = 1.0)]
+    pub cls_weight: f64,
+    #[config(default = 1.0)]
+    pub recon_weight: f64,
+    /// Weight of the COVID-19 label on MedSeg slices in the classification loss. 0 by default:
+    /// every MedSeg slice is COVID-19 and looks unlike UCSD figures, so the label would teach
+    /// "MedSeg-looking ⇒ COVID" rather than pneumonia.
+    #[config(default = 0.0)]
+    pub medseg_cls_weight: f64,
+    /// How many of the Ma et al. unlabelled slices to load (spread over the 20 volumes).
+    #[config(default = 1600)]
+    pub n_unlabelled: usize,
+    /// Share of each batch drawn from MedSeg, Ma et al. and UCSD (renormalised over the
+    /// sources the enabled tasks use).
+    #[config(default = "[0.3, 0.25, 0.45]")]
+    pub mix: [f64; 3],
+    /// Standard deviation of the Gaussian noise that corrupts every input (denoising target).
+    #[config(default = 0.05)]
+    pub noise_std: f64,
+    #[config(default = 1e-4)]
+    pub label_smoothing: f64,
+    /// Zoom range of the augmentation, relative to fitting the whole stored 256² slice into the
+    /// training grid. Training at 128² with zoom up to ~2 shows lesions at the scale the 256²
+    /// run-time grid shows them, at a quarter of the cost.
+    #[config(default = "[0.85, 1.25]")]
+    pub zoom: [f32; 2],
+    /// Grid side used for validation during training.
+    #[config(default = 256)]
+    pub val_size: usize,
+}
+
+/// What `--resume` restores besides the weights and optimiser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    epoch: usize,
+    step: usize,
+    rng: Rng,
+}
+
+/// One epoch's line in `log.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub step: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub seg: f64,
+    pub weak: f64,
+    pub cls: f64,
+    pub recon: f64,
+    pub seconds: f64,
+    pub val_seg: Option<SegReport>,
+    pub val_cls: Option<ClsReport>,
+}
+
+/// A source sample stored on a square grid for augmentation.
+struct Source {
+    image: Vec<u8>,
+    classes: Option<Vec<u8>>,
+    weak: Option<Vec<u8>>,
+    covid: Option<bool>,
+}
+
+const STORE: usize = 256;
+
+fn to_u8(v: Vec<f32>) -> Vec<u8> {
+    v.into_iter()
+        .map(|v| v.round().clamp(0.0, 255.0) as u8)
+        .collect()
+}
+
+/// An image on the stored grid, prepared exactly as at run time.
+fn store_image(img: &GreyImage) -> Vec<u8> {
+    to_u8(to_model_grid_u8(img, STORE).0)
+}
+
+/// A label map (nearest) or soft mask (bilinear) on the stored grid.
+fn store_mask(mask: &[u8], w: usize, h: usize, interp: Interp) -> Vec<u8> {
+    to_u8(Letterbox::new(w, h, STORE).forward(mask, interp))
+}
+
+/// The training data, by source.
+pub struct TrainData {
+    medseg: Vec<Source>,
+    unlabelled: Vec<Source>,
+    ucsd: Vec<Source>,
+    pub val_seg: Vec<data::SegItem>,
+    pub val_cls: Vec<data::ClsItem>,
+}
+
+impl TrainData {
+    /// Load from the shared data folder (see its README).
+    pub fn load(root: &Path, cfg: &TrainingConfig) -> Result<Self> {
+        let medseg_dir = root.join("medseg-covid/train");
+        let ucsd_dir = root.join("ucsd-covid-ct");
+        let medseg = data::load_seg_dir(&medseg_dir, Split::Train)?
+            .into_iter()
+            .map(|s| {
+                let (w, h) = (s.image.width, s.image.height);
+                let classes = s.classes.unwrap_or(s.lesion);
+                Source {
+                    image: store_image(&s.image),
+                    classes: Some(store_mask(&classes, w, h, Interp::Nearest)),
+                    weak: None,
+                    covid: Some(true),
+                }
+            })
+            .collect();
+        let unlabelled = if cfg.n_unlabelled > 0 {
+            data::load_unlabelled_dir(&root.join("majun-unlabelled"), cfg.n_unlabelled)?
+                .into_iter()
+                .map(|s| {
+                    let (w, h) = (s.image.width, s.image.height);
+                    Source {
+                        image: store_image(&s.image),
+                        classes: None,
+                        weak: s.weak_mask.map(|m| store_mask(&m, w, h, Interp::Bilinear)),
+                        covid: None,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ucsd = data::load_cls_dir(&ucsd_dir, Split::Train)?
+            .into_iter()
+            .map(|s| Source {
+                image: store_image(&s.image),
+                classes: None,
+                weak: None,
+                covid: Some(s.covid),
+            })
+            .collect();
+        Ok(Self {
+            medseg,
+            unlabelled,
+            ucsd,
+            val_seg: data::load_seg_dir(&medseg_dir, Split::Val)?,
+            val_cls: data::load_cls_dir(&ucsd_dir, Split::Val)?,
+        })
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "MedSeg train {} (val {}), Ma et al. unlabelled {} ({} with weak masks), UCSD train {} (val {})",
+            self.medseg.len(),
+            self.val_seg.len(),
+            self.unlabelled.len(),
+            self.unlabelled.iter().filter(|s| s.weak.is_some()).count(),
+            self.ucsd.len(),
+            self.val_cls.len()
+        )
+    }
+}
+
+/// A batch on the host, ready to upload.
+struct HostBatch {
+    n: usize,
+    size: usize,
+    input: Vec<f32>,
+    clean: Vec<f32>,
+    seg_onehot: Vec<f32>,
+    seg_w: Vec<f32>,
+    weak: Vec<f32>,
+    weak_w: Vec<f32>,
+    cls_onehot: Vec<f32>,
+    cls_w: Vec<f32>,
+}
+
+fn make_batch(d: &TrainData, cfg: &TrainingConfig, rng: &mut Rng) -> HostBatch {
+    let (n, s) = (cfg.batch_size, cfg.train_size);
+    let hw = s * s;
+    let t = &cfg.tasks;
+    // Sources the enabled tasks use: MedSeg (seg), Ma et al. (recon, weak seg), UCSD (cls).
+    let use_src = [
+        t.seg && !d.medseg.is_empty(),
+        (t.recon || (t.seg && cfg.weak_weight > 0.0)) && !d.unlabelled.is_empty(),
+        t.cls && !d.ucsd.is_empty(),
+    ];
+    let weights: Vec<f64> = (0..3)
+        .map(|i| if use_src[i] { cfg.mix[i].max(0.0) } else { 0.0 })
+        .collect();
+    let total: f64 = weights.iter().sum::<f64>().max(1e-9);
+    let mut b = HostBatch {
+        n,
+        size: s,
+        input: Vec::with_capacity(n * hw),
+        clean: Vec::with_capacity(n * hw),
+        seg_onehot: vec![0.0; n * 3 * hw],
+        seg_w: vec![0.0; n],
+        weak: vec![0.0; n * hw],
+        weak_w: vec![0.0; n],
+        cls_onehot: vec![0.0; n * 2],
+        cls_w: vec![0.0; n],
+    };
+    let params = AugmentParams {
+        zoom: (
+            cfg.zoom[0].max(0.05),
+            cfg.zoom[1].max(cfg.zoom[0].max(0.05)),
+        ),
+        ..AugmentParams::default()
+    };
+    for i in 0..n {
+        // Deterministic stratification: slot i of the batch goes to the source whose cumulative
+        // share covers (i + ½)/n, so every batch has the configured mix.
+        let pos = (i as f64 + 0.5) / n as f64 * total;
+        let mut acc = 0.0;
+        let mut src_kind = 0;
+        for (k, w) in weights.iter().enumerate() {
+            acc += w;
+            if pos < acc {
+                src_kind = k;
+                break;
+            }
+        }
+        let pool = match src_kind {
+            0 => &d.medseg,
+            1 => &d.unlabelled,
+            _ => &d.ucsd,
+        };
+        let src = &pool[rng.below(pool.len())];
+        let a = augment(
+            &src.image,
+            src.classes.as_deref(),
+            src.weak.as_deref(),
+            STORE,
+            s,
+            &params,
+            rng,
+        );
+        let sigma = cfg.noise_std as f32 * rng.uniform();
+        b.input.extend(
+            a.image
+                .iter()
+                .map(|&v| (v + sigma * rng.normal()).clamp(0.0, 1.0)),
+        );
+        b.clean.extend_from_slice(&a.image);
+        if t.seg {
+            if let Some(cls) = &a.classes {
+                b.seg_w[i] = 1.0;
+                for (p, &c) in cls.iter().enumerate() {
+                    b.seg_onehot[(i * 3 + (c as usize).min(2)) * hw + p] = 1.0;
+                }
+            }
+            if let Some(w) = &a.weak {
+                b.weak_w[i] = 1.0;
+                b.weak[i * hw..(i + 1) * hw].copy_from_slice(w);
+            }
+        }
+        if t.cls {
+            let (label, weight) = match (src_kind, src.covid) {
+                (2, Some(c)) => (Some(c), 1.0),
+                (0, Some(c)) if cfg.medseg_cls_weight > 0.0 => {
+                    (Some(c), cfg.medseg_cls_weight as f32)
+                }
+                _ => (None, 0.0),
+            };
+            if let Some(covid) = label {
+                let eps = cfg.label_smoothing as f32;
+                let k = if covid { COVID_CLASS } else { 1 - COVID_CLASS };
+                b.cls_onehot[i * 2 + k] = 1.0 - eps;
+                b.cls_onehot[i * 2 + (1 - k)] = eps;
+                b.cls_w[i] = weight;
+            }
+        }
+    }
+    b
+}
+
+/// The per-task losses of a batch, each a scalar tensor `[1]`.
+pub struct Losses {
+    pub total: Tensor<1>,
+    pub seg: Tensor<1>,
+    pub weak: Tensor<1>,
+    pub cls: Tensor<1>,
+    pub recon: Tensor<1>,
+}
+
+/// Masked multi-task loss.
+///
+/// # Shapes
+/// - seg_logits `[N, 3, H, W]`, seg_onehot `[N, 3, H, W]`, seg_w `[N]`
+/// - weak `[N, 1, H, W]` soft target, weak_w `[N]`
+/// - cls_logits `[N, K]`, cls_onehot `[N, K]`, cls_w `[N]`
+/// - recon and clean `[N, 1, H, W]`
+#[allow(clippy::too_many_arguments)]
+pub fn multitask_loss(
+    seg_logits: Tensor<4>,
+    seg_onehot: Tensor<4>,
+    seg_w: Tensor<1>,
+    weak: Tensor<4>,
+    weak_w: Tensor<1>,
+    cls_logits: Tensor<2>,
+    cls_onehot: Tensor<2>,
+    cls_w: Tensor<1>,
+    recon: Option<(Tensor<4>, Tensor<4>)>,
+    weights: [f64; 4],
+) -> Losses {
+    let [n, k, h, w] = seg_logits.dims();
+    let device = seg_logits.device();
+    // A task with no labelled sample in the batch contributes exactly zero.
+    let norm = |wt: &Tensor<1>| wt.clone().sum().clamp_min(1.0);
+
+    let logp = log_softmax(seg_logits, 1); // [N, 3, H, W]
+    let ce = -(logp.clone() * seg_onehot.clone())
+        .sum_dim(1)
+        .reshape([n, h * w])
+        .mean_dim(1)
+        .reshape([n]);
+    let p_bg = logp.narrow(1, 0, 1).exp(); // [N, 1, H, W]
+    let lesion_p = p_bg.neg().add_scalar(1.0).reshape([n, h * w]);
+    let lesion_t = seg_onehot
+        .narrow(1, 0, 1)
+        .neg()
+        .add_scalar(1.0)
+        .reshape([n, h * w]);
+    let soft_dice = |p: Tensor<2>, t: Tensor<2>| -> Tensor<1> {
+        let inter = (p.clone() * t.clone()).sum_dim(1).reshape([n]);
+        let denom = (p.sum_dim(1) + t.sum_dim(1)).reshape([n]);
+        (inter.mul_scalar(2.0).add_scalar(1.0) / denom.add_scalar(1.0))
+            .neg()
+            .add_scalar(1.0)
+    };
+    let seg = ((ce + soft_dice(lesion_p.clone(), lesion_t)) * seg_w.clone()).sum() / norm(&seg_w);
+
+    let weak_t = weak.reshape([n, h * w]);
+    let pc = lesion_p.clone().clamp(1e-6, 1.0 - 1e-6);
+    let bce = -(weak_t.clone() * pc.clone().log()
+        + weak_t.clone().neg().add_scalar(1.0) * pc.neg().add_scalar(1.0).log())
+    .mean_dim(1)
+    .reshape([n]);
+    let weak = ((bce + soft_dice(lesion_p, weak_t)) * weak_w.clone()).sum() / norm(&weak_w);
+
+    let [_, kc] = cls_logits.dims();
+    let cls_ce = -(log_softmax(cls_logits, 1) * cls_onehot)
+        .sum_dim(1)
+        .reshape([n]);
+    let cls = (cls_ce * cls_w.clone()).sum() / norm(&cls_w);
+    debug_assert!(k >= 2 && kc >= 2);
+
+    let recon = match recon {
+        Some((r, clean)) => (r - clean).powi_scalar(2).mean().reshape([1]),
+        None => Tensor::zeros([1], &device),
+    };
+    let total = seg.clone().mul_scalar(weights[0])
+        + weak.clone().mul_scalar(weights[1])
+        + cls.clone().mul_scalar(weights[2])
+        + recon.clone().mul_scalar(weights[3]);
+    Losses {
+        total,
+        seg,
+        weak,
+        cls,
+        recon,
+    }
+}
+
+fn upload(b: &HostBatch, device: &Device) -> [Tensor<4>; 4] {
+    let (n, s) = (b.n, b.size);
+    let t4 = |v: &Vec<f32>, c: usize| {
+        Tensor::<4>::from_data(TensorData::new(v.clone(), [n, c, s, s]), device)
+    };
+    [
+        t4(&b.input, 1),
+        t4(&b.clean, 1),
+        t4(&b.seg_onehot, 3),
+        t4(&b.weak, 1),
+    ]
+}
+
+/// Learning rate at `step`: linear warm-up, then cosine decay to 1 % at the last step.
+pub fn lr_at(cfg: &TrainingConfig, step: usize) -> f64 {
+    let total = (cfg.epochs * cfg.steps_per_epoch).max(1);
+    if step < cfg.warmup_steps {
+        return cfg.lr * (step + 1) as f64 / cfg.warmup_steps as f64;
+    }
+    let t =
+        (step - cfg.warmup_steps) as f64 / (total.saturating_sub(cfg.warmup_steps)).max(1) as f64;
+    cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+}
+
+/// Options of one run that are not hyper-parameters.
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub resume: bool,
+    pub version: String,
+    /// Grid side recorded in the shipped config.
+    pub input_size: usize,
+    /// Stop (and save) after this many minutes even if epochs remain.
+    pub max_minutes: Option<f64>,
+    /// Validate every this many epochs (and always at the end).
+    pub val_every: usize,
+    pub progress: bool,
+}
+
+fn write_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// Train on `device` (an autodiff device), writing checkpoints, `log.jsonl` and the final model
+/// (`config.json` + `model.bpk`) into `opts.out_dir`.
+pub fn train(
+    cfg: &TrainingConfig,
+    data: &TrainData,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<Vec<EpochLog>> {
+    // With a time limit, the epoch count may shrink after the first epoch so that the learning
+    // rate schedule still ends; the count actually used is rewritten into training.json.
+    let mut cfg = cfg.clone();
+    let cfg = &mut cfg;
+    cfg.model.validate().map_err(Error::InvalidArgument)?;
+    if cfg.train_size % cfg.model.size_multiple() != 0 || cfg.batch_size == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "train_size must be a multiple of {} and batch_size > 0",
+            cfg.model.size_multiple()
+        )));
+    }
+    let out = &opts.out_dir;
+    let ckpt = out.join("checkpoint");
+    std::fs::create_dir_all(&ckpt).map_err(write_err(&ckpt))?;
+    cfg.save(out.join("training.json"))
+        .map_err(write_err(out))?;
+
+    let mut model: MultiTaskModel = cfg.model.init(device);
+    let mut optim = AdamConfig::new().with_epsilon(1e-7).init();
+    let mut state = RunState {
+        epoch: 0,
+        step: 0,
+        rng: Rng::new(cfg.seed),
+    };
+    if opts.resume && ckpt.join("state.json").is_file() {
+        let m = ckpt.join("model.bpk");
+        let record = burn::store::ModuleRecord::load(&m).map_err(|e| Error::Weights {
+            path: m.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        model = model.try_load_record(record).map_err(|e| Error::Weights {
+            path: m.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let o = ckpt.join("optim.bin");
+        optim = optim.load(&o).map_err(|e| Error::Weights {
+            path: o.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let s = ckpt.join("state.json");
+        let text = std::fs::read_to_string(&s).map_err(write_err(&s))?;
+        state = serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: s.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        eprintln!("resumed from epoch {} (step {})", state.epoch, state.step);
+    }
+
+    let log_path = out.join("log.jsonl");
+    let mut logs = Vec::new();
+    let started = Instant::now();
+    let total_steps = (cfg.epochs * cfg.steps_per_epoch) as u64;
+    let bar = if opts.progress {
+        let b = indicatif::ProgressBar::new(total_steps);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_position(state.step as u64);
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let w = [
+        cfg.seg_weight,
+        cfg.weak_weight,
+        cfg.cls_weight,
+        cfg.recon_weight,
+    ];
+    let mut stop = false;
+    while state.epoch < cfg.epochs && !stop {
+        let t0 = Instant::now();
+        let mut sums = [0.0f64; 5];
+        for _ in 0..cfg.steps_per_epoch {
+            let hb = make_batch(data, cfg, &mut state.rng);
+            let [input, clean, seg_onehot, weak] = upload(&hb, device);
+            let v1 =
+                |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [hb.n]), device);
+            let cls_onehot =
+                Tensor::<2>::from_data(TensorData::new(hb.cls_onehot.clone(), [hb.n, 2]), device);
+            let out = model.forward_with(input, cfg.tasks.recon);
+            let losses = multitask_loss(
+                out.seg_logits,
+                seg_onehot,
+                v1(&hb.seg_w),
+                weak,
+                v1(&hb.weak_w),
+                out.cls_logits,
+                cls_onehot,
+                v1(&hb.cls_w),
+                out.recon.map(|r| (r, clean)),
+                w,
+            );
+            let grads = GradientsParams::from_grads(losses.total.backward(), &model);
+            let lr = lr_at(cfg, state.step);
+            model = optim.step(lr, model, grads);
+            let parts = Tensor::cat(
+                vec![
+                    losses.total,
+                    losses.seg,
+                    losses.weak,
+                    losses.cls,
+                    losses.recon,
+                ],
+                0,
+            )
+            .detach();
+            let vals: Vec<f32> = parts
+                .try_into_data()
+                .map_err(|e| Error::Readback(format!("{e:?}")))?
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| Error::Readback(format!("{e:?}")))?;
+            for (s, v) in sums.iter_mut().zip(&vals) {
+                *s += *v as f64;
+            }
+            state.step += 1;
+            bar.inc(1);
+            let k = (state.step - state.epoch * cfg.steps_per_epoch).max(1) as f64;
+            bar.set_message(format!(
+                "ep {} loss {:.3} seg {:.3} weak {:.3} cls {:.3} rec {:.4}",
+                state.epoch + 1,
+                sums[0] / k,
+                sums[1] / k,
+                sums[2] / k,
+                sums[3] / k,
+                sums[4] / k
+            ));
+            if opts
+                .max_minutes
+                .is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0)
+            {
+                stop = true;
+                break;
+            }
+        }
+        state.epoch += 1;
+        if let Some(limit) = opts.max_minutes {
+            let elapsed = started.elapsed().as_secs_f64();
+            let per_epoch = elapsed / (logs.len() + 1) as f64;
+            let fit =
+                state.epoch + ((limit * 60.0 - elapsed) / per_epoch).floor().max(0.0) as usize;
+            if fit < cfg.epochs && !stop {
+                eprintln!(
+                    "time limit {limit} min: {:.0} s per epoch, so training stops after epoch {fit} instead of {}",
+                    per_epoch, cfg.epochs
+                );
+                cfg.epochs = fit.max(state.epoch);
+                cfg.save(out.join("training.json"))
+                    .map_err(write_err(out))?;
+                bar.set_length((cfg.epochs * cfg.steps_per_epoch) as u64);
+            }
+        }
+        let steps = cfg.steps_per_epoch as f64;
+        let last = state.epoch == cfg.epochs || stop;
+        let (val_seg, val_cls) = if last || state.epoch % opts.val_every.max(1) == 0 {
+            let m = model.valid();
+            let size = cfg.val_size;
+            let vs = if cfg.tasks.seg {
+                Some(evaluate::eval_seg(
+                    &m,
+                    &data.val_seg,
+                    size,
+                    8,
+                    &m_device(&m, device),
+                )?)
+            } else {
+                None
+            };
+            let vc = if cfg.tasks.cls {
+                Some(evaluate::eval_cls(
+                    &m,
+                    &data.val_cls,
+                    size,
+                    16,
+                    0.5,
+                    false,
+                    &m_device(&m, device),
+                )?)
+            } else {
+                None
+            };
+            (vs, vc)
+        } else {
+            (None, None)
+        };
+        let log = EpochLog {
+            epoch: state.epoch,
+            step: state.step,
+            lr: lr_at(cfg, state.step.saturating_sub(1)),
+            loss: sums[0] / steps,
+            seg: sums[1] / steps,
+            weak: sums[2] / steps,
+            cls: sums[3] / steps,
+            recon: sums[4] / steps,
+            seconds: t0.elapsed().as_secs_f64(),
+            val_seg,
+            val_cls,
+        };
+        let line = serde_json::to_string(&log).unwrap_or_default();
+        let msg = format!(
+            "epoch {} loss {:.4} ({:.0}s){}{}",
+            log.epoch,
+            log.loss,
+            log.seconds,
+            log.val_seg
+                .as_ref()
+                .map(|s| format!(" val dice {:.4}", s.dice_mean))
+                .unwrap_or_default(),
+            log.val_cls
+                .as_ref()
+                .map(|c| format!(" val auc {:.4}", c.auc))
+                .unwrap_or_default()
+        );
+        // A hidden bar (no terminal, e.g. a log file) drops println, so print directly there.
+        if bar.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            bar.println(msg);
+        }
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(write_err(&log_path))?;
+        writeln!(f, "{line}").map_err(write_err(&log_path))?;
+        logs.push(log);
+
+        // Checkpoint: full-precision weights, optimiser state, counters and RNG.
+        model
+            .clone()
+            .into_record()
+            .save(ckpt.join("model.bpk"))
+            .map_err(|e| Error::Weights {
+                path: ckpt.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        optim
+            .save(ckpt.join("optim.bin"))
+            .map_err(|e| Error::Weights {
+                path: ckpt.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let s = serde_json::to_string(&state).unwrap_or_default();
+        std::fs::write(ckpt.join("state.json"), s).map_err(write_err(&ckpt))?;
+    }
+    bar.finish_and_clear();
+    let shipped = ShippedConfig::new(opts.version.clone(), cfg.model.clone())
+        .with_input_size(opts.input_size);
+    weights::save_dir(out, &shipped, &model.valid())?;
+    Ok(logs)
+}
+
+/// The device a validation snapshot lives on (the inner device of the autodiff one).
+fn m_device(_m: &MultiTaskModel, device: &Device) -> Device {
+    device.clone().inner()
+}

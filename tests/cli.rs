@@ -1,0 +1,326 @@
+//! The command-line tool end to end: a tiny training smoke run, eval's JSON contract, analyze,
+//! and bad input giving a clear error naming the file, a non-zero exit and no panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use burn::prelude::*;
+use ctscreen::model::MultiTaskConfig;
+use ctscreen::weights::{ShippedConfig, save_dir};
+
+fn ctscreen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ctscreen"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Fails clearly: non-zero exit, an `error:` line mentioning `needle`, no panic.
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "should fail: {err}");
+    assert!(!err.contains("panicked"), "must not panic: {err}");
+    assert!(
+        err.contains("error:") && err.contains(needle),
+        "message should name {needle}: {err}"
+    );
+}
+
+fn tiny_model_dir(name: &str) -> PathBuf {
+    let dir = common::tmp_dir(name);
+    let cfg = MultiTaskConfig::new()
+        .with_base_width(4)
+        .with_levels(3)
+        .with_cls_hidden(8);
+    let model = cfg.init(&Device::flex());
+    save_dir(
+        &dir,
+        &ShippedConfig::new("tiny".into(), cfg).with_input_size(64),
+        &model,
+    )
+    .unwrap();
+    dir
+}
+
+fn write_png(path: &Path, w: u32, h: u32, value: u8) {
+    image::GrayImage::from_pixel(w, h, image::Luma([value]))
+        .save(path)
+        .unwrap();
+}
+
+/// A PNG whose header claims `w`×`h` but holds no image data.
+fn forged_png(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]);
+    let mut crc = flate2::Crc::new();
+    crc.update(&ihdr);
+    let mut png = vec![0x89, b'P', b'N', b'G', 13, 10, 26, 10, 0, 0, 0, 13];
+    png.extend(&ihdr);
+    png.extend(crc.sum().to_be_bytes());
+    png
+}
+
+#[test]
+fn train_smoke_then_eval_json_and_analyze() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let out = common::tmp_dir("smoke");
+    let o = ctscreen(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "2",
+        "--train-size",
+        "32",
+        "--width",
+        "4",
+        "--levels",
+        "3",
+        "--unlabelled",
+        "8",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "config.json",
+        "model.bpk",
+        "log.jsonl",
+        "training.json",
+        "checkpoint/optim.bin",
+    ] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2, "one log line per epoch");
+    // Resume continues from the checkpoint instead of starting over.
+    let o = ctscreen(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--resume",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "2",
+        "--train-size",
+        "32",
+        "--width",
+        "4",
+        "--levels",
+        "3",
+        "--unlabelled",
+        "8",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resumed from epoch 2"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+
+    let o = ctscreen(&[
+        "eval",
+        "--model",
+        out.to_str().unwrap(),
+        "--seg",
+        data.join("medseg-covid/train").to_str().unwrap(),
+        "--cls",
+        data.join("ucsd-covid-ct").to_str().unwrap(),
+        "--split",
+        "val",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(stdout.trim().lines().count(), 1, "exactly one JSON object");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for k in [
+        "n",
+        "dice_mean",
+        "dice_global",
+        "iou_mean",
+        "sensitivity",
+        "specificity",
+        "dice_ggo",
+        "dice_consolidation",
+    ] {
+        assert!(v["segmentation"].get(k).is_some(), "segmentation.{k}");
+    }
+    for k in [
+        "n",
+        "auc",
+        "accuracy",
+        "sensitivity",
+        "specificity",
+        "f1",
+        "threshold",
+    ] {
+        assert!(v["classification"].get(k).is_some(), "classification.{k}");
+    }
+    assert_eq!(v["segmentation"]["n"], 12);
+    assert_eq!(v["classification"]["n"], 118);
+    let auc = v["classification"]["auc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auc));
+
+    let img = data.join("medseg-covid/train/images/0.jpg");
+    let o = ctscreen(&[
+        "analyze",
+        img.to_str().unwrap(),
+        "--model",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = r["p_covid"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+    assert_eq!(r["slices"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_images_fail_cleanly_naming_the_file() {
+    let model = tiny_model_dir("badimg");
+    let dir = common::tmp_dir("badimg-in");
+    let empty = dir.join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    assert_clean_failure(
+        &ctscreen(&[
+            "analyze",
+            empty.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+        ]),
+        "empty.png",
+    );
+    let text = dir.join("notes.jpg");
+    std::fs::write(&text, b"this is not a JPEG").unwrap();
+    assert_clean_failure(
+        &ctscreen(&[
+            "analyze",
+            text.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+        ]),
+        "notes.jpg",
+    );
+    let huge = dir.join("huge.png");
+    std::fs::write(&huge, forged_png(100_000, 100_000)).unwrap();
+    let o = ctscreen(&[
+        "analyze",
+        huge.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "huge.png");
+    assert!(stderr(&o).contains("100000x100000"), "{}", stderr(&o));
+    let missing = dir.join("missing.png");
+    assert_clean_failure(
+        &ctscreen(&[
+            "analyze",
+            missing.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+        ]),
+        "missing.png",
+    );
+}
+
+#[test]
+fn missing_directories_and_mismatched_masks_fail_cleanly() {
+    let model = tiny_model_dir("badseg");
+    let m = model.to_str().unwrap();
+    assert_clean_failure(
+        &ctscreen(&["eval", "--model", m, "--seg", "/nonexistent/segdir"]),
+        "/nonexistent/segdir",
+    );
+    assert_clean_failure(
+        &ctscreen(&["eval", "--model", "/nonexistent/model", "--seg", "/tmp"]),
+        "/nonexistent/model",
+    );
+
+    let seg = common::tmp_dir("badseg-size");
+    std::fs::create_dir_all(seg.join("images")).unwrap();
+    std::fs::create_dir_all(seg.join("masks-binary")).unwrap();
+    write_png(&seg.join("images/a.png"), 10, 10, 100);
+    write_png(&seg.join("masks-binary/a.png"), 12, 10, 255);
+    let o = ctscreen(&["eval", "--model", m, "--seg", seg.to_str().unwrap()]);
+    assert_clean_failure(&o, "a.png");
+    assert!(stderr(&o).contains("12x10"), "{}", stderr(&o));
+
+    let seg2 = common::tmp_dir("badseg-stem");
+    std::fs::create_dir_all(seg2.join("images")).unwrap();
+    std::fs::create_dir_all(seg2.join("masks-binary")).unwrap();
+    write_png(&seg2.join("images/b.png"), 10, 10, 100);
+    write_png(&seg2.join("masks-binary/c.png"), 10, 10, 255);
+    let o = ctscreen(&["eval", "--model", m, "--seg", seg2.to_str().unwrap()]);
+    assert_clean_failure(&o, "b.png");
+    assert!(stderr(&o).contains("same file stem"), "{}", stderr(&o));
+}
+
+#[test]
+fn corrupt_weights_and_mismatched_configs_fail_cleanly() {
+    let img_dir = common::tmp_dir("badw-img");
+    let img = img_dir.join("x.png");
+    write_png(&img, 20, 20, 50);
+    let img = img.to_str().unwrap();
+
+    let truncated = tiny_model_dir("badw-trunc");
+    let w = truncated.join("model.bpk");
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() / 3]).unwrap();
+    assert_clean_failure(
+        &ctscreen(&["analyze", img, "--model", truncated.to_str().unwrap()]),
+        "model.bpk",
+    );
+
+    let garbage = tiny_model_dir("badw-garbage");
+    std::fs::write(garbage.join("model.bpk"), vec![0xAB; 4096]).unwrap();
+    assert_clean_failure(
+        &ctscreen(&["analyze", img, "--model", garbage.to_str().unwrap()]),
+        "model.bpk",
+    );
+
+    let mismatch = tiny_model_dir("badw-cfg");
+    let cfg = std::fs::read_to_string(mismatch.join("config.json")).unwrap();
+    std::fs::write(
+        mismatch.join("config.json"),
+        cfg.replace("\"base_width\": 4", "\"base_width\": 8"),
+    )
+    .unwrap();
+    let o = ctscreen(&["analyze", img, "--model", mismatch.to_str().unwrap()]);
+    assert_clean_failure(&o, "model.bpk");
+    assert!(stderr(&o).contains("do not fit"), "{}", stderr(&o));
+
+    let badjson = tiny_model_dir("badw-json");
+    std::fs::write(badjson.join("config.json"), "{ not json").unwrap();
+    assert_clean_failure(
+        &ctscreen(&["analyze", img, "--model", badjson.to_str().unwrap()]),
+        "config.json",
+    );
+}
