@@ -32,3 +32,6 @@ pub mod weights;
 pub mod training;
 
 pub use error::{Error, Result};
+
+#[cfg(target_family = "wasm")]
+pub mod web;

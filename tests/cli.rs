@@ -56,15 +56,23 @@ fn write_png(path: &Path, w: u32, h: u32, value: u8) {
 
 /// A PNG whose header claims `w`×`h` but holds no image data.
 fn forged_png(w: u32, h: u32) -> Vec<u8> {
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend(w.to_be_bytes());
-    ihdr.extend(h.to_be_bytes());
-    ihdr.extend([8, 0, 0, 0, 0]);
-    let mut crc = flate2::Crc::new();
-    crc.update(&ihdr);
-    let mut png = vec![0x89, b'P', b'N', b'G', 13, 10, 26, 10, 0, 0, 0, 13];
-    png.extend(&ihdr);
-    png.extend(crc.sum().to_be_bytes());
+    let chunk = |png: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+        png.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(&body);
+        png.extend(&body);
+        png.extend(crc.sum().to_be_bytes());
+    };
+    let mut header = Vec::new();
+    header.extend(w.to_be_bytes());
+    header.extend(h.to_be_bytes());
+    header.extend([8, 0, 0, 0, 0]);
+    let mut png = vec![0x89, b'P', b'N', b'G', 13, 10, 26, 10];
+    chunk(&mut png, b"IHDR", &header);
+    chunk(&mut png, b"IDAT", &[]);
+    chunk(&mut png, b"IEND", &[]);
     png
 }
 

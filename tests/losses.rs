@@ -6,7 +6,10 @@ use burn::tensor::Distribution;
 use ctscreen::training::multitask_loss;
 
 fn scalar(t: Tensor<1>) -> f32 {
-    t.into_data().convert::<f32>().into_vec::<f32>().unwrap()[0]
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()[0]
 }
 
 struct Inputs {
@@ -126,5 +129,6 @@ fn perfect_segmentation_has_low_loss() {
         None,
         [1.0, 1.0, 1.0, 1.0],
     );
-    assert!(scalar(l.seg) < 1e-3, "{}", scalar(l.seg));
+    let seg = scalar(l.seg);
+    assert!(seg < 1e-3, "{seg}");
 }

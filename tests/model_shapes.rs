@@ -20,7 +20,11 @@ fn every_head_has_the_documented_shape() {
     assert_eq!(out.cls_logits.dims(), [2, 2]);
     let recon = out.recon.expect("forward computes the reconstruction");
     assert_eq!(recon.dims(), [2, 1, 32, 48]);
-    let r: Vec<f32> = recon.into_data().convert::<f32>().into_vec().unwrap();
+    let r: Vec<f32> = recon
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap();
     assert!(
         r.iter().all(|v| (0.0..=1.0).contains(v)),
         "reconstruction is a sigmoid output"
