@@ -1,7 +1,9 @@
 //! Choosing the compute device by name.
 
+#[cfg(not(target_family = "wasm"))]
 use burn::prelude::*;
 
+#[cfg(not(target_family = "wasm"))]
 use crate::error::{Error, Result};
 
 /// Where the model runs.

@@ -201,9 +201,42 @@ pub fn eval_cls(
     })
 }
 
+/// Per-image reconstruction MSE on the model grid (the out-of-distribution score).
+pub fn recon_errors<'a>(
+    model: &MultiTaskModel,
+    images: impl Iterator<Item = &'a GreyImage>,
+    size: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<Vec<f64>> {
+    Ok(predict_images(model, images, size, batch, true, device)?
+        .iter()
+        .map(|(p, _)| p.recon_mse.unwrap_or(f32::NAN) as f64)
+        .collect())
+}
+
+/// The `q`-quantile (0..=1) of finite values, by linear interpolation; NaN when none.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantile_interpolates() {
+        assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), 2.0);
+        assert_eq!(quantile(&[0.0, 10.0], 0.99), 9.9);
+        assert!(quantile(&[f64::NAN], 0.5).is_nan());
+    }
 
     #[test]
     fn rot90_moves_the_top_left_pixel_to_the_top_right() {

@@ -48,6 +48,18 @@ enum Command {
     },
     /// Evaluate a model on labelled directories.
     Eval(EvalArgs),
+    /// Calibrate the out-of-distribution threshold: a percentile of the per-slice
+    /// reconstruction error on validation images, written into the model's config.json.
+    CalibrateOod {
+        #[arg(long, default_value = "models/ctscreen-v1")]
+        model: PathBuf,
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 99.0)]
+        percentile: f64,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
     /// Analyse an image (PNG/JPEG slice).
     Analyze(AnalyzeArgs),
     /// Print inference and training-step timings.
@@ -204,6 +216,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(a) => eval(a),
+        Command::CalibrateOod {
+            model,
+            data,
+            percentile,
+            device,
+        } => calibrate_ood(&model, &data, percentile, device.device),
         Command::Analyze(a) => analyze(a),
         Command::Bench(a) => bench(a),
     }
@@ -367,6 +385,26 @@ fn eval(a: EvalArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::Value::Object(out));
     }
+    Ok(())
+}
+
+fn calibrate_ood(model_dir: &std::path::Path, root: &std::path::Path, percentile: f64, backend: Backend) -> Result<()> {
+    let device = backend.device()?;
+    let mut loaded = weights::load_dir(model_dir, &device)?;
+    let size = loaded.config.input_size;
+    let seg = data::load_seg_dir(&root.join("medseg-covid/train"), Split::Val)?;
+    let cls = data::load_cls_dir(&root.join("ucsd-covid-ct"), Split::Val)?;
+    let images = seg.iter().map(|i| &i.image).chain(cls.iter().map(|i| &i.image));
+    let errors = evaluate::recon_errors(&loaded.model, images, size, 8, &device)?;
+    let threshold = evaluate::quantile(&errors, percentile / 100.0);
+    loaded.config.ood_threshold = Some(threshold as f32);
+    let path = model_dir.join(weights::CONFIG_FILE);
+    burn::config::Config::save(&loaded.config, &path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+    println!(
+        "{}",
+        json!({"n": errors.len(), "percentile": percentile, "ood_threshold": threshold,
+               "median": evaluate::quantile(&errors, 0.5), "max": evaluate::quantile(&errors, 1.0)})
+    );
     Ok(())
 }
 
