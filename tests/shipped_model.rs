@@ -40,7 +40,9 @@ fn shipped_weights_reproduce_recorded_outputs() {
     let loaded = load_dir(&dir, &device).expect("the shipped model loads into the architecture");
     let size = loaded.config.input_size;
     let x = phantom(size);
-    let pred = predict(&loaded.model, &[x.as_slice()], size, true, &device).unwrap().remove(0);
+    let pred = predict(&loaded.model, &[x.as_slice()], size, true, &device)
+        .unwrap()
+        .remove(0);
     let lesion_px = pred.class_map().iter().filter(|&&c| c > 0).count();
     let hw = size * size;
     let mean_bg: f32 = pred.seg_probs[..hw].iter().sum::<f32>() / hw as f32;
@@ -55,7 +57,8 @@ fn shipped_weights_reproduce_recorded_outputs() {
         std::fs::write(&ref_path, serde_json::to_string_pretty(&got).unwrap()).unwrap();
         return;
     }
-    let text = std::fs::read_to_string(&ref_path).expect("reference.json is shipped with the model");
+    let text =
+        std::fs::read_to_string(&ref_path).expect("reference.json is shipped with the model");
     let want: serde_json::Value = serde_json::from_str(&text).unwrap();
     let close = |k: &str, tol: f64| {
         let (a, b) = (got[k].as_f64().unwrap(), want[k].as_f64().unwrap());
@@ -64,6 +67,12 @@ fn shipped_weights_reproduce_recorded_outputs() {
     close("p_covid", 1e-3);
     close("mean_p_background", 1e-3);
     close("recon_mse", 1e-4);
-    let (a, b) = (got["lesion_px"].as_f64().unwrap(), want["lesion_px"].as_f64().unwrap());
-    assert!((a - b).abs() <= 0.01 * b.max(100.0), "lesion_px: got {a}, recorded {b}");
+    let (a, b) = (
+        got["lesion_px"].as_f64().unwrap(),
+        want["lesion_px"].as_f64().unwrap(),
+    );
+    assert!(
+        (a - b).abs() <= 0.01 * b.max(100.0),
+        "lesion_px: got {a}, recorded {b}"
+    );
 }

@@ -388,18 +388,29 @@ fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn calibrate_ood(model_dir: &std::path::Path, root: &std::path::Path, percentile: f64, backend: Backend) -> Result<()> {
+fn calibrate_ood(
+    model_dir: &std::path::Path,
+    root: &std::path::Path,
+    percentile: f64,
+    backend: Backend,
+) -> Result<()> {
     let device = backend.device()?;
     let mut loaded = weights::load_dir(model_dir, &device)?;
     let size = loaded.config.input_size;
     let seg = data::load_seg_dir(&root.join("medseg-covid/train"), Split::Val)?;
     let cls = data::load_cls_dir(&root.join("ucsd-covid-ct"), Split::Val)?;
-    let images = seg.iter().map(|i| &i.image).chain(cls.iter().map(|i| &i.image));
+    let images = seg
+        .iter()
+        .map(|i| &i.image)
+        .chain(cls.iter().map(|i| &i.image));
     let errors = evaluate::recon_errors(&loaded.model, images, size, 8, &device)?;
     let threshold = evaluate::quantile(&errors, percentile / 100.0);
     loaded.config.ood_threshold = Some(threshold as f32);
     let path = model_dir.join(weights::CONFIG_FILE);
-    burn::config::Config::save(&loaded.config, &path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+    burn::config::Config::save(&loaded.config, &path).map_err(|e| Error::Io {
+        path: path.clone(),
+        source: e,
+    })?;
     println!(
         "{}",
         json!({"n": errors.len(), "percentile": percentile, "ood_threshold": threshold,
