@@ -130,6 +130,14 @@ impl PackedOutputs {
         let hw = self.size * self.size;
         let seg_len = self.seg_classes * hw;
         let row = flat.len() / self.n.max(1);
+        let expected = seg_len + self.n_classes + if self.with_recon { 1 + hw } else { 0 };
+        if row != expected || flat.len() != row * self.n {
+            return Err(Error::Readback(format!(
+                "read back {} values for {} slices, expected {expected} each",
+                flat.len(),
+                self.n
+            )));
+        }
         Ok(flat
             .chunks_exact(row)
             .map(|r| {
