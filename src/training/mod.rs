@@ -629,14 +629,10 @@ pub fn train(
         let (val_seg, val_cls) = if last || state.epoch % opts.val_every.max(1) == 0 {
             let m = model.valid();
             let size = cfg.val_size;
+            // The validation snapshot lives on the plain device under the autodiff one.
+            let plain = device.clone().inner();
             let vs = if cfg.tasks.seg {
-                Some(evaluate::eval_seg(
-                    &m,
-                    &data.val_seg,
-                    size,
-                    8,
-                    &m_device(&m, device),
-                )?)
+                Some(evaluate::eval_seg(&m, &data.val_seg, size, 8, &plain)?)
             } else {
                 None
             };
@@ -648,7 +644,7 @@ pub fn train(
                     16,
                     0.5,
                     false,
-                    &m_device(&m, device),
+                    &plain,
                 )?)
             } else {
                 None
@@ -723,9 +719,4 @@ pub fn train(
         .with_input_size(opts.input_size);
     weights::save_dir(out, &shipped, &model.valid())?;
     Ok(logs)
-}
-
-/// The device a validation snapshot lives on (the inner device of the autodiff one).
-fn m_device(_m: &MultiTaskModel, device: &Device) -> Device {
-    device.clone().inner()
 }
