@@ -8,6 +8,9 @@ module.exports = {
   output: {
     path: path.resolve(__dirname, "dist"),
     filename: "main.js",
+    // Stable names, so the service worker can precache them.
+    chunkFilename: "[name].js",
+    assetModuleFilename: "[name][ext]",
     clean: true,
   },
   experiments: { asyncWebAssembly: true },
@@ -17,6 +20,8 @@ module.exports = {
       patterns: [
         { from: "www/index.html", to: "index.html" },
         { from: "www/style.css", to: "style.css" },
+        { from: "www/sw.js", to: "sw.js" },
+        { from: "www/manifest.webmanifest", to: "manifest.webmanifest" },
         { from: "models/ctscreen-v1/config.json", to: "models/ctscreen-v1/config.json" },
         { from: "models/ctscreen-v1/model.bpk", to: "models/ctscreen-v1/model.bpk" },
       ],

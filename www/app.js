@@ -19,7 +19,7 @@ export function startApp(doc) {
   }
 
   function startWorker() {
-    worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "worker" });
     worker.onmessage = (ev) => onWorkerMessage(ev.data);
     // A wasm trap or an out-of-memory kills the worker: say so and start a fresh one.
     worker.onerror = (ev) => {
@@ -95,4 +95,8 @@ export function startApp(doc) {
   ui.overlay.addEventListener("change", render);
   ui.opacity.addEventListener("input", render);
   startWorker();
+  // Offline after one visit (not on file:// or where service workers are unavailable).
+  if ("serviceWorker" in navigator && location.protocol.startsWith("http")) {
+    navigator.serviceWorker.register("sw.js").catch((e) => console.warn("service worker:", e));
+  }
 }

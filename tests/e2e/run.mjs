@@ -54,6 +54,8 @@ async function runMode(mode) {
   page.on("console", (m) => { if (m.type() === "error") console.log(`[${mode} console] ${m.text()}`); });
   await page.goto(origin + "/");
   await page.waitForSelector("body[data-ready='1']", { timeout: 180000 });
+  // The service worker precaches everything on install; let it finish before analysis starts.
+  await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
   const backend = await page.evaluate(() => document.body.dataset.backend);
   check(`${mode}: backend is ${mode === "webgpu" ? "webgpu" : "the CPU fallback"}`,
     mode === "webgpu" ? backend === "webgpu" : backend.startsWith("cpu"), `got ${backend}`);
@@ -110,6 +112,19 @@ async function runMode(mode) {
   check(`${mode}: every request is a same-origin GET`, foreign.length === 0 && nonGet.length === 0,
     JSON.stringify([...foreign, ...nonGet].slice(0, 3)));
   check(`${mode}: no request after analysis starts`, late.length === 0, JSON.stringify(late.slice(0, 3)));
+
+  // c. Offline: after this visit, reload with the network off and analyse a file.
+  await ctx.setOffline(true);
+  await page.reload();
+  await page.waitForSelector("body[data-ready='1']", { timeout: 180000 });
+  check(`${mode}: the offline page is served by the service worker`,
+    await page.evaluate(() => navigator.serviceWorker.controller !== null));
+  await page.setInputFiles("#file", slice);
+  await page.waitForSelector("body[data-analyses='1']", { timeout: 180000 });
+  const pOffline = Number(await page.textContent("#pcovid"));
+  check(`${mode}: offline reload still analyses (p ${pOffline.toFixed(3)} = online ${p.toFixed(3)})`, Math.abs(pOffline - p) < 1e-6);
+  await page.screenshot({ path: path.join(outDir, `${mode}-offline.png`), fullPage: true });
+  await ctx.setOffline(false);
   await ctx.close();
 }
 
