@@ -121,11 +121,10 @@ pub fn eval_seg(
         ious.push(c.iou());
         per_slice.push((item.name.clone(), c.dice()));
         if let Some(classes) = &item.classes {
-            let map: Vec<f32> = pred.class_map().iter().map(|&v| v as f32).collect();
-            let back = lb.backward(&map, Interp::Nearest);
-            for (k, conf) in [(1.0, &mut ggo), (2.0, &mut cons)] {
+            let back = pred.classes_on(lb);
+            for (k, conf) in [(1u8, &mut ggo), (2u8, &mut cons)] {
                 let pk: Vec<bool> = back.iter().map(|&v| v == k).collect();
-                let tk: Vec<bool> = classes.iter().map(|&v| v as f32 == k).collect();
+                let tk: Vec<bool> = classes.iter().map(|&v| v == k).collect();
                 conf.add(&Confusion::from_masks(&pk, &tk));
             }
         }

@@ -9,6 +9,7 @@ use burn::tensor::activation::softmax;
 
 use crate::error::{Error, Result};
 use crate::model::{COVID_CLASS, MultiTaskModel};
+use crate::preprocess::{Interp, Letterbox};
 
 /// Model outputs for one slice on the model grid (`size`×`size`).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +58,16 @@ impl SlicePrediction {
                 }
                 best as u8
             })
+            .collect()
+    }
+
+    /// [`class_map`](Self::class_map) on the original image's grid (`height×width`), through the
+    /// letterbox that made the model input. What the page draws and the reports count.
+    pub fn classes_on(&self, lb: &Letterbox) -> Vec<u8> {
+        let map: Vec<f32> = self.class_map().iter().map(|&v| v as f32).collect();
+        lb.backward(&map, Interp::Nearest)
+            .iter()
+            .map(|&v| v as u8)
             .collect()
     }
 }

@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::inference::{SlicePrediction, batch_tensor, run};
 use crate::model::MultiTaskModel;
-use crate::preprocess::{Interp, decode_grey, to_model_grid};
+use crate::preprocess::{decode_grey, to_model_grid};
 use crate::weights::{ShippedConfig, config_from_bytes, model_from_bytes};
 
 #[wasm_bindgen(start)]
@@ -166,12 +166,7 @@ impl Analyzer {
             }
             Err(e) => return Err(js(e)),
         };
-        let map: Vec<f32> = pred.class_map().iter().map(|&v| v as f32).collect();
-        let classes: Vec<u8> = lb
-            .backward(&map, Interp::Nearest)
-            .iter()
-            .map(|&v| v as u8)
-            .collect();
+        let classes = pred.classes_on(&lb);
         let count = |k: u8| classes.iter().filter(|&&c| c == k).count();
         let (ggo_px, consolidation_px) = (count(1), count(2));
         let lesion_px = ggo_px + consolidation_px;

@@ -14,7 +14,7 @@ use ctscreen::error::{Error, Result};
 use ctscreen::evaluate;
 use ctscreen::inference::predict;
 use ctscreen::model::{CLASS_NAMES, SEG_CLASSES, flops_per_slice};
-use ctscreen::preprocess::{Interp, read_grey, to_model_grid};
+use ctscreen::preprocess::{read_grey, to_model_grid};
 use ctscreen::weights;
 
 #[derive(Parser)]
@@ -429,12 +429,11 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     let pred = predict(&loaded.model, &[grid.as_slice()], size, true, &device)?
         .pop()
         .ok_or_else(|| Error::Readback("no prediction returned".into()))?;
-    let lesion = lb.backward(&pred.lesion_prob(), Interp::Bilinear);
-    let lesion_px = lesion.iter().filter(|&&v| v >= 0.5).count();
-    let map: Vec<f32> = pred.class_map().iter().map(|&v| v as f32).collect();
-    let back = lb.backward(&map, Interp::Nearest);
-    let ggo_px = back.iter().filter(|&&v| v == 1.0).count();
-    let cons_px = back.iter().filter(|&&v| v == 2.0).count();
+    // Counted on the same class map the page draws, so GGO + consolidation = lesion.
+    let classes = pred.classes_on(&lb);
+    let ggo_px = classes.iter().filter(|&&c| c == 1).count();
+    let cons_px = classes.iter().filter(|&&c| c == 2).count();
+    let lesion_px = ggo_px + cons_px;
     let total = (img.width * img.height) as f64;
     let ood = match (pred.recon_mse, loaded.config.ood_threshold) {
         (Some(e), Some(t)) => Some(e > t),

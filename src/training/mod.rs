@@ -419,16 +419,17 @@ pub fn multitask_loss(
     }
 }
 
-fn upload(b: &HostBatch, device: &Device) -> [Tensor<4>; 4] {
+/// Upload a batch's image-shaped buffers, moving them (no copy on the host).
+fn upload(b: &mut HostBatch, device: &Device) -> [Tensor<4>; 4] {
     let (n, s) = (b.n, b.size);
-    let t4 = |v: &Vec<f32>, c: usize| {
-        Tensor::<4>::from_data(TensorData::new(v.clone(), [n, c, s, s]), device)
+    let t4 = |v: &mut Vec<f32>, c: usize| {
+        Tensor::<4>::from_data(TensorData::new(std::mem::take(v), [n, c, s, s]), device)
     };
     [
-        t4(&b.input, 1),
-        t4(&b.clean, 1),
-        t4(&b.seg_onehot, 3),
-        t4(&b.weak, 1),
+        t4(&mut b.input, 1),
+        t4(&mut b.clean, 1),
+        t4(&mut b.seg_onehot, 3),
+        t4(&mut b.weak, 1),
     ]
 }
 
@@ -545,8 +546,8 @@ pub fn train(
         let t0 = Instant::now();
         let mut sums = [0.0f64; 5];
         for _ in 0..cfg.steps_per_epoch {
-            let hb = make_batch(data, cfg, &mut state.rng);
-            let [input, clean, seg_onehot, weak] = upload(&hb, device);
+            let mut hb = make_batch(data, cfg, &mut state.rng);
+            let [input, clean, seg_onehot, weak] = upload(&mut hb, device);
             let v1 =
                 |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [hb.n]), device);
             let cls_onehot =
