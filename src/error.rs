@@ -53,13 +53,83 @@ pub enum Error {
     /// A compute device could not be initialised.
     #[error("cannot initialise device {device}: {reason}")]
     Device { device: String, reason: String },
+    /// A file has no bytes at all.
+    #[error("{0} is empty (0 bytes): the copy or download may have failed")]
+    EmptyFile(PathBuf),
+    /// The content is none of the formats ctscreen reads.
+    #[error("cannot read {path}: {reason}")]
+    UnknownFormat { path: PathBuf, reason: String },
+    /// A DICOM file could not be parsed or decoded.
+    #[error("DICOM file {path} is damaged or incomplete: {reason}")]
+    Dicom { path: PathBuf, reason: String },
+    /// The pixel data use a compression ctscreen cannot decode.
+    #[error(
+        "DICOM file {path} uses transfer syntax {name} ({uid}), which ctscreen cannot decode; \
+         export the series uncompressed or as JPEG/JPEG 2000/RLE"
+    )]
+    UnsupportedTransferSyntax {
+        path: PathBuf,
+        uid: String,
+        name: String,
+    },
+    /// A NIfTI file could not be parsed.
+    #[error("NIfTI file {path} is damaged or incomplete: {reason}")]
+    Nifti { path: PathBuf, reason: String },
+    /// The declared volume is over the voxel budget; nothing was allocated.
+    #[error(
+        "{path} declares {voxels} voxels, more than the limit of {budget}; \
+         crop or downsample the volume first"
+    )]
+    TooLarge {
+        path: PathBuf,
+        voxels: u64,
+        budget: u64,
+    },
+    /// Memory for the volume could not be reserved.
+    #[error("not enough memory to load {path} ({bytes} bytes needed)")]
+    OutOfMemory { path: PathBuf, bytes: u64 },
+    /// The input is an image, but not a CT.
+    #[error("{path} is {what}, not a CT; ctscreen analyses chest CT only")]
+    NotCt { path: PathBuf, what: String },
+    /// Nothing to analyse.
+    #[error("no slices to analyse: {0}")]
+    NoSlices(String),
+    /// Files of one series disagree about their geometry.
+    #[error("the DICOM series {series} has inconsistent geometry: {reason}")]
+    InconsistentGeometry { series: String, reason: String },
 }
 
 /// Crate-wide result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// A stable, machine-readable name of the error kind (used in JSON output and tests).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::MissingDir(_) => "missing_dir",
+            Error::Image { .. } | Error::ImageSize { .. } => "image",
+            Error::MaskMismatch { .. } => "mask_mismatch",
+            Error::EmptyDataset(_) => "empty_dataset",
+            Error::Weights { .. } => "weights",
+            Error::Config { .. } => "config",
+            Error::Readback(_) => "readback",
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::Device { .. } => "device",
+            Error::EmptyFile(_) => "empty_file",
+            Error::UnknownFormat { .. } => "unknown_format",
+            Error::Dicom { .. } => "dicom",
+            Error::UnsupportedTransferSyntax { .. } => "unsupported_transfer_syntax",
+            Error::Nifti { .. } => "nifti",
+            Error::TooLarge { .. } => "too_large",
+            Error::OutOfMemory { .. } => "out_of_memory",
+            Error::NotCt { .. } => "not_ct",
+            Error::NoSlices(_) => "no_slices",
+            Error::InconsistentGeometry { .. } => "inconsistent_geometry",
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,

@@ -44,6 +44,73 @@ pub struct ClsReport {
     /// rotated and are all COVID-19), AUC would move and non-COVID p(COVID) would rise.
     /// Absent when not asked for (validation during training skips it to save time).
     pub orientation_check: Option<OrientationCheck>,
+    /// Patient-level aggregation rules compared on simulated patients (see
+    /// [`compare_aggregations`]).
+    pub patient_aggregation: Vec<AggregationScore>,
+}
+
+/// AUC of one patient-level aggregation rule on simulated patients.
+#[derive(Debug, Clone, Serialize)]
+pub struct AggregationScore {
+    pub rule: crate::report::Aggregation,
+    pub auc: f64,
+}
+
+/// Compare slice → patient aggregation rules with the validation slices, which have slice-level
+/// labels only. Simulated patients of 12 lung slices: a COVID-19 patient has `m` involved slices
+/// (uniform 1..=12) drawn from the COVID-19 slices and the rest from the non-COVID slices (the
+/// uninvolved lung of a patchy pneumonia); a non-COVID patient has 12 non-COVID slices. 500 of
+/// each, seeded. An assumption, stated as such in the model card: no labelled volumes exist here.
+pub fn compare_aggregations(scores: &[f64], labels: &[bool], seed: u64) -> Vec<AggregationScore> {
+    use crate::report::Aggregation;
+    let pos: Vec<f64> = scores
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l)
+        .map(|(s, _)| *s)
+        .collect();
+    let neg: Vec<f64> = scores
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| !**l)
+        .map(|(s, _)| *s)
+        .collect();
+    if pos.is_empty() || neg.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = crate::rng::Rng::new(seed);
+    let mut patients: Vec<(Vec<f64>, bool)> = Vec::new();
+    for covid in [true, false] {
+        for _ in 0..500 {
+            let m = if covid { 1 + rng.below(12) } else { 0 };
+            let slices = (0..12)
+                .map(|i| {
+                    if i < m {
+                        pos[rng.below(pos.len())]
+                    } else {
+                        neg[rng.below(neg.len())]
+                    }
+                })
+                .collect();
+            patients.push((slices, covid));
+        }
+    }
+    let truth: Vec<bool> = patients.iter().map(|p| p.1).collect();
+    [
+        Aggregation::Mean,
+        Aggregation::Median,
+        Aggregation::Max,
+        Aggregation::TopQuarterMean,
+    ]
+    .into_iter()
+    .map(|rule| {
+        let agg: Vec<f64> = patients.iter().map(|p| rule.apply(&p.0)).collect();
+        AggregationScore {
+            rule,
+            auc: auc(&agg, &truth).unwrap_or(f64::NAN),
+        }
+    })
+    .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,6 +259,7 @@ pub fn eval_cls(
         specificity: c.specificity(),
         f1: c.f1(),
         threshold,
+        patient_aggregation: compare_aggregations(&scores, &labels, 17),
         orientation_check: orientation_check.then(|| OrientationCheck {
             auc_rot90: auc(&scores_rot, &labels).unwrap_or(f64::NAN),
             mean_p_covid_noncovid_upright: neg(&scores),

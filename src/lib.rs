@@ -8,6 +8,7 @@
 //! browser. Research software, **not a medical device, not for diagnosis**.
 //!
 //! Modules, one per stage:
+//! - [`volume`]: DICOM series, NIfTI and PNG/JPEG into one canonical [`volume::CtVolume`].
 //! - [`preprocess`]: grey conversion, letterboxing to the model grid and back.
 //! - [`data`]: the on-disk datasets (MedSeg, Ma et al., UCSD COVID-CT) as in-memory samples.
 //! - [`model`]: the network and its [`model::MultiTaskConfig`].
@@ -22,10 +23,15 @@ pub mod device;
 pub mod error;
 pub mod evaluate;
 pub mod inference;
+pub mod lung;
 pub mod metrics;
 pub mod model;
+pub mod phantom;
+pub mod pipeline;
 pub mod preprocess;
+pub mod report;
 pub mod rng;
+pub mod volume;
 pub mod weights;
 
 #[cfg(feature = "train")]

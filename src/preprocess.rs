@@ -207,9 +207,64 @@ pub fn to_model_grid(img: &GreyImage, size: usize) -> (Vec<f32>, Letterbox) {
     (grid, lb)
 }
 
+/// The lung window (width 1500 HU, level −600 HU): HU are mapped through it to the 8-bit range
+/// the training images were published in (they were windowed by their authors, roughly so).
+pub const LUNG_WINDOW: Window = Window {
+    width: 1500.0,
+    level: -600.0,
+};
+
+/// The mediastinum window (W 350 / L 40), for the viewer.
+pub const MEDIASTINUM_WINDOW: Window = Window {
+    width: 350.0,
+    level: 40.0,
+};
+
+/// A display window in HU.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub width: f32,
+    pub level: f32,
+}
+
+impl Window {
+    /// HU → 0–255, clamped.
+    pub fn to_u8(&self, hu: f32) -> u8 {
+        let lo = self.level - self.width / 2.0;
+        ((hu - lo) / self.width * 255.0).round().clamp(0.0, 255.0) as u8
+    }
+}
+
+/// One slice of a volume as the 8-bit grey image the model was trained on: HU through the lung
+/// window, 8-bit input as is. Quantising to 8 bits on purpose: the training data were 8-bit.
+pub fn slice_to_grey(vol: &crate::volume::CtVolume, z: usize) -> GreyImage {
+    use crate::volume::IntensityScale;
+    let pixels = match vol.scale {
+        IntensityScale::Hounsfield => vol.slice(z).iter().map(|&v| LUNG_WINDOW.to_u8(v)).collect(),
+        IntensityScale::Display8Bit => vol
+            .slice(z)
+            .iter()
+            .map(|&v| v.round().clamp(0.0, 255.0) as u8)
+            .collect(),
+    };
+    GreyImage {
+        width: vol.dims[0],
+        height: vol.dims[1],
+        pixels,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lung_window_maps_air_and_soft_tissue() {
+        assert_eq!(LUNG_WINDOW.to_u8(-1350.0), 0);
+        assert_eq!(LUNG_WINDOW.to_u8(-2000.0), 0);
+        assert_eq!(LUNG_WINDOW.to_u8(150.0), 255);
+        assert_eq!(LUNG_WINDOW.to_u8(-600.0), 128);
+    }
 
     #[test]
     fn letterbox_round_trip_keeps_a_label_map() {

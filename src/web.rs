@@ -1,4 +1,5 @@
-//! The browser boundary (wasm only): load the model once, analyse one image at a time. Thin by
+//! The browser boundary (wasm only): load the model once, load a volume, analyse it slice by
+//! slice, report and export. Thin by
 //! design: everything here calls the same pipeline as the CLI, and every exported function
 //! returns `Result<_, JsError>` so that bad input becomes a message, never a dead page.
 
@@ -7,8 +8,13 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::inference::{SlicePrediction, batch_tensor, run};
+use crate::lung::{LungMask, lung_mask};
 use crate::model::MultiTaskModel;
-use crate::preprocess::{decode_grey, to_model_grid};
+use crate::phantom::{SYNTHETIC_LABEL, chest_phantom};
+use crate::pipeline::{finish_slice, prepare_slice};
+use crate::report::{ReportContext, SliceResult};
+use crate::volume::nii::write_labels_nii_gz;
+use crate::volume::{CtVolume, Limits, load_bytes};
 use crate::weights::{ShippedConfig, config_from_bytes, model_from_bytes};
 
 #[wasm_bindgen(start)]
@@ -20,16 +26,26 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// One analysed image, as the page draws it.
+/// What the page needs to show a loaded volume: its geometry, metadata, and the voxels as
+/// int16 HU (or 0–255 for 8-bit input) so scrolling and window/level need no round trip.
 #[derive(Serialize)]
-pub struct ImageResult {
+pub struct VolumeView {
     pub name: String,
-    pub width: usize,
-    pub height: usize,
-    /// The decoded grey image, row-major.
+    pub info: crate::volume::VolumeInfo,
+    /// `[z][y][x]` values, clamped to int16.
     #[serde(with = "serde_bytes")]
-    pub grey: Vec<u8>,
-    /// Per-pixel class on the image's own grid: 0 background, 1 GGO, 2 consolidation.
+    pub voxels_i16: Vec<u8>,
+    /// Patient z (mm) of each slice, when the spacing is physical.
+    pub positions_mm: Vec<Option<f64>>,
+    pub synthetic: bool,
+    pub load_ms: f64,
+}
+
+/// One analysed slice, as the page draws it.
+#[derive(Serialize)]
+pub struct SliceView {
+    pub z: usize,
+    /// Per-pixel class on the slice grid: 0 background, 1 GGO, 2 consolidation.
     #[serde(with = "serde_bytes")]
     pub classes: Vec<u8>,
     /// The reconstruction on the model grid (`size`×`size`, 0–255).
@@ -38,14 +54,18 @@ pub struct ImageResult {
     pub size: usize,
     pub p_covid: f32,
     pub lesion_px: usize,
-    pub ggo_px: usize,
-    pub consolidation_px: usize,
-    pub lesion_pct: f64,
     pub recon_mse: Option<f32>,
     pub ood: Option<bool>,
     pub backend: String,
-    pub model: String,
     pub ms: f64,
+}
+
+/// A file handed over by the page.
+#[derive(serde::Deserialize)]
+struct NamedFile {
+    name: String,
+    #[serde(with = "serde_bytes")]
+    bytes: Vec<u8>,
 }
 
 struct Loaded {
@@ -61,6 +81,7 @@ pub struct Analyzer {
     weights: Vec<u8>,
     loaded: Loaded,
     gpu_error: Option<String>,
+    current: Option<Current>,
 }
 
 fn js(e: impl std::fmt::Display) -> JsError {
@@ -125,6 +146,7 @@ impl Analyzer {
             weights,
             loaded,
             gpu_error,
+            current: None,
         })
     }
 
@@ -142,18 +164,47 @@ impl Analyzer {
         self.config.version.clone()
     }
 
-    /// Analyse one PNG/JPEG slice. On a GPU error mid-run, switches to the CPU backend and
-    /// retries once.
-    pub async fn analyze_image(
-        &mut self,
-        bytes: Vec<u8>,
-        name: String,
-    ) -> Result<JsValue, JsError> {
+    /// Load files (a DICOM series, one NIfTI, or one PNG/JPEG) as the current volume. `files`
+    /// is an array of `{name, bytes}`.
+    pub fn load_files(&mut self, files: JsValue) -> Result<JsValue, JsError> {
         let t0 = now_ms();
-        let img = decode_grey(&bytes, std::path::Path::new(&name)).map_err(js)?;
+        let files: Vec<NamedFile> = serde_wasm_bindgen::from_value(files).map_err(js)?;
+        let name = match files.len() {
+            0 => String::new(),
+            1 => files[0].name.clone(),
+            n => format!("{n} files"),
+        };
+        let named = files
+            .into_iter()
+            .map(|f| (std::path::PathBuf::from(f.name), f.bytes))
+            .collect();
+        let vol = load_bytes(named, &Limits::default()).map_err(js)?;
+        self.set_volume(name, vol, t0)
+    }
+
+    /// Load the synthetic chest phantom (the demo without data).
+    pub fn load_demo(&mut self) -> Result<JsValue, JsError> {
+        let t0 = now_ms();
+        let vol = chest_phantom(256, 256, 32, 1);
+        self.set_volume(SYNTHETIC_LABEL.to_string(), vol, t0)
+    }
+
+    /// Analyse slice `z` of the current volume. On a GPU error mid-run, switches to the CPU
+    /// backend and retries once; finished slices are kept.
+    pub async fn analyze_slice(&mut self, z: usize) -> Result<JsValue, JsError> {
+        let t0 = now_ms();
         let size = self.config.input_size;
-        let (grid, lb) = to_model_grid(&img, size);
-        let pred = match self.predict(&grid).await {
+        let input = {
+            let vol = self.current_volume()?;
+            if z >= vol.dims[2] {
+                return Err(JsError::new(&format!(
+                    "slice {z} is out of range (the volume has {})",
+                    vol.dims[2]
+                )));
+            }
+            prepare_slice(vol, z, size)
+        };
+        let pred = match self.predict(&input.grid).await {
             Ok(p) => p,
             Err(e) if self.loaded.backend == "webgpu" => {
                 self.gpu_error = Some(format!(
@@ -162,25 +213,15 @@ impl Analyzer {
                 self.loaded = load_on(&self.config, &self.weights, false)
                     .await
                     .map_err(js)?;
-                self.predict(&grid).await.map_err(js)?
+                self.predict(&input.grid).await.map_err(js)?
             }
             Err(e) => return Err(js(e)),
         };
-        let classes = pred.classes_on(&lb);
-        let count = |k: u8| classes.iter().filter(|&&c| c == k).count();
-        let (ggo_px, consolidation_px) = (count(1), count(2));
-        let lesion_px = ggo_px + consolidation_px;
-        let ood = match (pred.recon_mse, self.config.ood_threshold) {
-            (Some(e), Some(t)) => Some(e > t),
-            _ => None,
-        };
-        let result = ImageResult {
-            name,
-            width: img.width,
-            height: img.height,
-            lesion_pct: 100.0 * lesion_px as f64 / (img.width * img.height).max(1) as f64,
-            grey: img.pixels,
-            classes,
+        let result = finish_slice(&pred, &input, self.config.ood_threshold);
+        let view = SliceView {
+            z,
+            lesion_px: result.classes.iter().filter(|&&c| c != 0).count(),
+            classes: result.classes.clone(),
             recon: pred
                 .recon
                 .as_ref()
@@ -191,17 +232,123 @@ impl Analyzer {
                 })
                 .unwrap_or_default(),
             size,
-            p_covid: pred.p_covid(),
-            lesion_px,
-            ggo_px,
-            consolidation_px,
-            recon_mse: pred.recon_mse,
-            ood,
+            p_covid: result.p_covid,
+            recon_mse: result.recon_mse,
+            ood: result.ood,
             backend: self.loaded.backend.to_string(),
-            model: self.config.version.clone(),
             ms: now_ms() - t0,
         };
-        serde_wasm_bindgen::to_value(&result).map_err(js)
+        if let Some(cur) = self.current.as_mut() {
+            cur.results.retain(|r| r.z != z);
+            cur.results.push(result);
+        }
+        serde_wasm_bindgen::to_value(&view).map_err(js)
+    }
+
+    /// The report over the slices analysed so far (all of them unless cancelled), with the lung
+    /// mask computed on first use.
+    pub fn report(&mut self) -> Result<JsValue, JsError> {
+        let backend = self.loaded.backend.to_string();
+        let model = self.config.version.clone();
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        if cur.lung.is_none() {
+            cur.lung = Some(lung_mask(&cur.volume));
+        }
+        let Some(lung) = cur.lung.as_ref() else {
+            return Err(JsError::new("lung mask unavailable"));
+        };
+        let mut results = cur.results.clone();
+        results.sort_by_key(|r| r.z);
+        let ctx = ReportContext {
+            input: &cur.name,
+            model: &model,
+            backend: &backend,
+        };
+        let report = crate::report::build(&ctx, &cur.volume, lung, &results);
+        // JSON text, so the page can offer it for download byte for byte as shown.
+        let json = serde_json::to_string_pretty(&report).map_err(js)?;
+        Ok(JsValue::from_str(&json))
+    }
+
+    /// The lung mask of slice `z` (0 outside, 1 right, 2 left), for the viewer's outline.
+    pub fn lung_slice(&mut self, z: usize) -> Result<Vec<u8>, JsError> {
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        if z >= cur.volume.dims[2] {
+            return Err(JsError::new("slice out of range"));
+        }
+        if cur.lung.is_none() {
+            cur.lung = Some(lung_mask(&cur.volume));
+        }
+        Ok(cur
+            .lung
+            .as_ref()
+            .map(|l| l.slice(&cur.volume, z).to_vec())
+            .unwrap_or_default())
+    }
+
+    /// The lesion mask (1 GGO, 2 consolidation, inside the lungs) as `.nii.gz` bytes on the
+    /// input's grid and orientation.
+    pub fn mask_nifti(&mut self) -> Result<Vec<u8>, JsError> {
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        if cur.lung.is_none() {
+            cur.lung = Some(lung_mask(&cur.volume));
+        }
+        let Some(lung) = cur.lung.as_ref() else {
+            return Err(JsError::new("lung mask unavailable"));
+        };
+        let labels = crate::pipeline::lesion_labels(&cur.volume, lung, &cur.results);
+        write_labels_nii_gz(&cur.volume, &labels, "ctscreen lesions 1=GGO 2=cons").map_err(js)
+    }
+}
+
+/// The volume being viewed and what has been computed for it.
+struct Current {
+    name: String,
+    volume: CtVolume,
+    results: Vec<SliceResult>,
+    lung: Option<LungMask>,
+}
+
+impl Analyzer {
+    fn current_volume(&self) -> Result<&CtVolume, JsError> {
+        self.current
+            .as_ref()
+            .map(|c| &c.volume)
+            .ok_or_else(|| JsError::new("no volume is loaded"))
+    }
+
+    fn set_volume(&mut self, name: String, vol: CtVolume, t0: f64) -> Result<JsValue, JsError> {
+        let mut voxels_i16 = Vec::with_capacity(vol.voxels.len() * 2);
+        for &v in &vol.voxels {
+            let q = v.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16;
+            voxels_i16.extend_from_slice(&q.to_le_bytes());
+        }
+        let view = VolumeView {
+            name: name.clone(),
+            info: vol.info(),
+            voxels_i16,
+            positions_mm: (0..vol.dims[2])
+                .map(|z| vol.spacing_known.then(|| vol.slice_position_mm(z)))
+                .collect(),
+            synthetic: vol.kind == crate::volume::InputKind::Synthetic,
+            load_ms: now_ms() - t0,
+        };
+        self.current = Some(Current {
+            name,
+            volume: vol,
+            results: Vec::new(),
+            lung: None,
+        });
+        serde_wasm_bindgen::to_value(&view).map_err(js)
     }
 }
 

@@ -332,3 +332,114 @@ fn corrupt_weights_and_mismatched_configs_fail_cleanly() {
         "config.json",
     );
 }
+
+#[test]
+fn info_and_analyze_read_every_input_kind() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let ct = data.join("ct-files");
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/ctscreen-v1");
+    // info: one JSON object with the documented keys.
+    let series = ct.join("totalsegmentator/example_ct_dicom");
+    let o = ctscreen(&["info", series.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "kind",
+        "dims",
+        "spacing_mm",
+        "hu",
+        "transfer_syntax",
+        "series_uid",
+        "n_files",
+        "modality",
+        "other_series",
+    ] {
+        assert!(info.get(key).is_some(), "info lacks {key}: {info}");
+    }
+    assert_eq!(info["kind"], "dicom");
+    assert_eq!(info["dims"], serde_json::json!([512, 512, 20]));
+    assert_eq!(info["n_files"], 20);
+    let nii = ct.join("totalsegmentator/example_ct_sm.nii.gz");
+    let o = ctscreen(&["info", nii.to_str().unwrap()]);
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["kind"], "nifti");
+    assert_eq!(info["hu"], true);
+
+    // analyze: a DICOM slice, a NIfTI with a mask written on its grid, a PNG.
+    let dir = common::tmp_dir("analyze-kinds");
+    let mask = dir.join("mask.nii.gz");
+    for (input, kind) in [
+        (
+            ct.join("sbu-covid-dicom/A002304/axial/19001231-076.dcm"),
+            "dicom",
+        ),
+        (nii.clone(), "nifti"),
+        (data.join("medseg-covid/train/images/0.jpg"), "image"),
+    ] {
+        let mut args = vec![
+            "analyze",
+            input.to_str().unwrap(),
+            "--json",
+            "--model",
+            model.to_str().unwrap(),
+        ];
+        if kind == "nifti" {
+            args.extend(["--mask-out", mask.to_str().unwrap()]);
+        }
+        let o = ctscreen(&args);
+        assert!(o.status.success(), "{}: {}", input.display(), stderr(&o));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        for key in [
+            "input",
+            "model",
+            "backend",
+            "p_covid",
+            "slices",
+            "lung_ml",
+            "lesion_ml",
+            "involvement_pct",
+            "severity",
+            "ood_slices",
+        ] {
+            assert!(r.get(key).is_some(), "{kind}: report lacks {key}");
+        }
+        assert_eq!(r["kind"], kind);
+        let p = r["p_covid"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{kind}: p {p}");
+        for s in r["slices"].as_array().unwrap() {
+            for key in ["z", "p_covid", "lesion_ml", "ood"] {
+                assert!(s.get(key).is_some(), "{kind}: slice lacks {key}");
+            }
+        }
+        if kind == "image" {
+            // No physical spacing: pixels and %, never mL.
+            assert!(r["lung_ml"].is_null() && r["lesion_ml"].is_null());
+            assert!(r["lesion_px"]["total"].as_u64().is_some());
+        } else {
+            assert!(r["lung_ml"]["left"].as_f64().is_some());
+            assert!(
+                r["involvement_pct"]["total"].is_number()
+                    || r["involvement_pct"]["total"].is_null()
+            );
+        }
+    }
+    // The mask is on the input's grid: same dims as the NIfTI that was read.
+    let bytes = std::fs::read(&mask).unwrap();
+    let (h, labels) =
+        ctscreen::volume::nii::read_labels(std::path::Path::new("mask.nii.gz"), &bytes).unwrap();
+    assert_eq!(&h.dim[..4], &[3, 122, 101, 30]);
+    assert!(labels.iter().all(|&l| l <= 2));
+
+    // Bad CT inputs fail cleanly, naming the file.
+    let text = dir.join("scan.dcm");
+    std::fs::write(&text, b"not a scan").unwrap();
+    assert_clean_failure(&ctscreen(&["info", text.to_str().unwrap()]), "scan.dcm");
+    let empty_dir = dir.join("empty");
+    std::fs::create_dir_all(&empty_dir).unwrap();
+    assert_clean_failure(
+        &ctscreen(&["analyze", empty_dir.to_str().unwrap()]),
+        "no files",
+    );
+}

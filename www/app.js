@@ -1,21 +1,48 @@
-// Wires file input → worker → canvases and results. Keeps the page usable after any error.
-import { composeRgba, drawRgba } from "./render.js";
+// Wires file input → worker → viewer and report. Keeps the page usable after any error.
+import { PRESETS, composeRgba, drawRgba, drawStrip, windowSlice } from "./render.js";
+
+/** Read a dropped directory entry recursively into File objects. */
+async function entryFiles(entry) {
+  if (entry.isFile) return [await new Promise((res, rej) => entry.file(res, rej))];
+  if (!entry.isDirectory) return [];
+  const reader = entry.createReader();
+  const out = [];
+  for (;;) {
+    const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+    if (!batch.length) break;
+    for (const e of batch) out.push(...(await entryFiles(e)));
+  }
+  return out;
+}
+
+/** Trigger a download of a Blob (made here, never uploaded). */
+function download(doc, blob, name) {
+  const a = doc.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  doc.body.appendChild(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
 
 export function startApp(doc) {
   const $ = (id) => doc.getElementById(id);
-  const ui = {
-    file: $("file"), drop: $("drop"), status: $("status"), error: $("error"),
-    viewer: $("viewer"), results: $("results"), slice: $("slice"), recon: $("recon"),
-    overlay: $("overlay"), opacity: $("opacity"), pcovid: $("pcovid"), pbar: $("pbar"),
-    pnote: $("pnote"), lesion: $("lesion"), ood: $("ood"), meta: $("meta"),
-  };
+  const ui = Object.fromEntries([
+    "file", "folder", "drop", "demo", "status", "error", "viewer", "results", "slice", "recon",
+    "overlay", "opacity", "pcovid", "pbar", "pnote", "numbers", "ood", "meta", "warnings",
+    "slice-info", "slice-result", "slice-figure", "strip", "wl-lung", "wl-med", "wl-text",
+    "progress", "progress-wrap", "progress-text", "cancel", "synthetic", "dl-mask", "dl-png",
+    "dl-json", "print",
+  ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
-  let current = null;
+  // The current volume: geometry, int16 voxels, per-slice results, report.
+  let vol = null;
 
   function showError(message) {
     ui.error.textContent = message;
     ui.error.hidden = false;
+    doc.body.dataset.errors = String(Number(doc.body.dataset.errors || 0) + 1);
   }
 
   function startWorker() {
@@ -24,7 +51,8 @@ export function startApp(doc) {
     // A wasm trap or an out-of-memory kills the worker: say so and start a fresh one.
     worker.onerror = (ev) => {
       ev.preventDefault?.();
-      showError(`The analysis engine crashed (${ev.message || "wasm trap or out of memory"}); it has been restarted. Try again or use a smaller image.`);
+      showError(`The analysis engine crashed (${ev.message || "wasm trap or out of memory"}); it has been restarted. Try again or use a smaller volume.`);
+      ui.progressWrap.hidden = true;
       worker.terminate();
       startWorker();
     };
@@ -38,62 +66,175 @@ export function startApp(doc) {
       doc.body.dataset.ready = "1";
     } else if (msg.type === "status") {
       ui.status.textContent = msg.text;
-    } else if (msg.type === "progress") {
-      ui.status.textContent = `Analysing ${msg.name}…`;
-    } else if (msg.type === "result") {
-      current = msg.result;
-      if (msg.gpuError) backendInfo = `model ${current.model} on ${current.backend} (${msg.gpuError})`;
+    } else if (msg.type === "volume") {
+      const v = msg.view;
+      const bytes = v.voxels_i16;
+      const buf = bytes.byteOffset % 2 ? bytes.slice().buffer : bytes.buffer;
+      const [nx, ny, nz] = v.info.dims;
+      vol = {
+        ...v, nx, ny, nz, z: Math.floor(nz / 2),
+        voxels: new Int16Array(buf, bytes.byteOffset % 2 ? 0 : bytes.byteOffset, nx * ny * nz),
+        slices: new Array(nz), report: null, t0: performance.now(),
+        win: v.info.hu ? { ...PRESETS.lung } : { width: 255, level: 127.5 },
+      };
+      ui.synthetic.hidden = !v.synthetic;
+      ui.wlLung.disabled = ui.wlMed.disabled = !v.info.hu;
+      ui.viewer.hidden = false;
+      ui.results.hidden = true;
+      ui.progressWrap.hidden = false;
+      ui.progress.max = nz; ui.progress.value = 0;
+      ui.status.textContent = `Loaded ${v.name}: ${nx}×${ny}×${nz} (${v.info.kind}) in ${v.load_ms.toFixed(0)} ms. Analysing…`;
+      doc.body.dataset.slices = String(nz);
       render();
-      ui.status.textContent = `Done: ${current.name} in ${current.ms.toFixed(0)} ms — ${backendInfo}.`;
+    } else if (msg.type === "slice") {
+      if (!vol) return;
+      vol.slices[msg.slice.z] = msg.slice;
+      ui.progress.value = msg.done;
+      ui.progressText.textContent = `${msg.done} / ${msg.total} slices`;
+      if (msg.gpuError) backendInfo = `${msg.slice.backend} (${msg.gpuError})`;
+      if (msg.slice.z === vol.z || msg.done === 1) render();
+      else drawStrip(ui.strip, vol.slices, vol.z);
+    } else if (msg.type === "report") {
+      if (!vol) return;
+      vol.report = JSON.parse(msg.report);
+      vol.reportText = msg.report;
+      vol.ms = msg.ms;
+      ui.progressWrap.hidden = true;
+      // Open on the slice with the most lesion inside the lung: the key image.
+      const key = vol.report.slices.reduce((a, b) => (b.lesion_px > (a?.lesion_px ?? -1) ? b : a), null);
+      if (key && key.lesion_px > 0 && !vol.userScrolled) vol.z = key.z;
+      render();
+      ui.status.textContent = `${msg.cancelled ? "Cancelled" : "Done"}: ${vol.name}, ${vol.report.slices.length} slice(s) in ${msg.ms.toFixed(0)} ms on ${msg.backend}.`;
       doc.body.dataset.analyses = String(Number(doc.body.dataset.analyses || 0) + 1);
+    } else if (msg.type === "mask") {
+      download(doc, new Blob([msg.bytes], { type: "application/gzip" }), `${baseName()}-lesions.nii.gz`);
     } else if (msg.type === "error") {
       showError(msg.message);
+      ui.progressWrap.hidden = true;
       ui.status.textContent = msg.fatal ? "The model is not available." : `Ready: ${backendInfo}.`;
-      doc.body.dataset.errors = String(Number(doc.body.dataset.errors || 0) + 1);
     }
   }
 
+  function baseName() {
+    return (vol?.name || "ctscreen").replace(/\.(nii\.gz|nii|dcm|png|jpe?g)$/i, "").replace(/[^\w.-]+/g, "_");
+  }
+
+  function setSlice(z) {
+    if (!vol) return;
+    vol.z = Math.max(0, Math.min(vol.nz - 1, z));
+    vol.userScrolled = true;
+    render();
+  }
+
   function render() {
-    const r = current;
+    if (!vol) return;
+    const { nx, ny, nz, z } = vol;
+    const values = vol.voxels.subarray(z * nx * ny, (z + 1) * nx * ny);
+    const grey = windowSlice(values, vol.win);
+    const s = vol.slices[z];
+    drawRgba(ui.slice, composeRgba(grey, ui.overlay.checked && s ? s.classes : null, Number(ui.opacity.value)), nx, ny);
+    if (s && s.recon.length) drawRgba(ui.recon, composeRgba(s.recon, null, 0), s.size, s.size);
+    const pos = vol.positions_mm[z];
+    ui.sliceInfo.textContent = `slice ${z + 1} / ${nz}` + (pos != null ? ` · z = ${pos.toFixed(1)} mm` : "");
+    doc.body.dataset.z = String(z);
+    ui.wlText.textContent = vol.info.hu ? `W ${Math.round(vol.win.width)} / L ${Math.round(vol.win.level)}` : "8-bit image (no HU)";
+    ui.sliceResult.textContent = s
+      ? `p(COVID-19) ${s.p_covid.toFixed(2)} · lesion ${s.lesion_px} px (${(100 * s.lesion_px / (nx * ny)).toFixed(1)} % of the slice)` + (s.ood ? " · out of distribution" : "")
+      : "not analysed yet";
+    drawStrip(ui.strip, vol.slices, z);
+    renderReport();
+  }
+
+  function renderReport() {
+    const r = vol?.report;
     if (!r) return;
-    const rgba = composeRgba(r.grey, ui.overlay.checked ? r.classes : null, Number(ui.opacity.value));
-    drawRgba(ui.slice, rgba, r.width, r.height);
-    if (r.recon.length) drawRgba(ui.recon, composeRgba(r.recon, null, 0), r.size, r.size);
-    ui.viewer.hidden = false;
     ui.results.hidden = false;
     const p = r.p_covid;
-    ui.pcovid.textContent = p.toFixed(2);
-    ui.pbar.style.width = `${(100 * p).toFixed(1)}%`;
+    ui.pcovid.textContent = Number.isFinite(p) ? p.toFixed(2) : "n/a";
+    ui.pbar.style.width = `${(100 * (p || 0)).toFixed(1)}%`;
     ui.pnote.textContent = p >= 0.3 && p <= 0.7
-      ? "The model is uncertain about this image."
+      ? "The model is uncertain about this scan."
       : p > 0.7 ? "The model finds COVID-19-like patterns; this is not a diagnosis."
         : "The model finds few COVID-19-like patterns; this does not rule COVID-19 out.";
-    ui.lesion.textContent = `${r.lesion_px} px (${r.lesion_pct.toFixed(1)} % of the image): ground-glass ${r.ggo_px} px, consolidation ${r.consolidation_px} px`;
-    ui.ood.hidden = r.ood !== true;
-    ui.ood.textContent = "This does not look like the chest CT the model was trained on; results may be unreliable.";
-    ui.meta.textContent = `${r.name} · ${r.width}×${r.height} · model ${r.model} · ${r.backend} · ${r.ms.toFixed(0)} ms` +
-      (r.recon_mse != null ? ` · reconstruction error ${r.recon_mse.toFixed(4)}` : "");
+    const pct = (v) => (v == null ? "n/a" : `${v.toFixed(1)} %`);
+    const inv = r.involvement_pct;
+    const amounts = r.lung_ml
+      ? `Lung ${(r.lung_ml.left + r.lung_ml.right).toFixed(0)} mL (left ${r.lung_ml.left.toFixed(0)}, right ${r.lung_ml.right.toFixed(0)}); lesions ${r.lesion_ml.total.toFixed(1)} mL (ground-glass ${r.lesion_ml.ggo.toFixed(1)}, consolidation ${r.lesion_ml.consolidation.toFixed(1)}).`
+      : `Lung ${r.lung_px.left + r.lung_px.right} px; lesions ${r.lesion_px.total} px (ground-glass ${r.lesion_px.ggo}, consolidation ${r.lesion_px.consolidation}); no physical spacing, so pixels only.`;
+    ui.numbers.textContent = `Severity ${r.severity}. Lung involved: ${pct(inv.total)} (left ${pct(inv.left)}, right ${pct(inv.right)}). ${amounts}` +
+      (r.lung_mask_approximate ? " Lung mask approximate (8-bit input)." : "");
+    ui.ood.hidden = !r.ood && r.ood_slices.length === 0;
+    ui.ood.textContent = r.ood
+      ? `Warning: ${r.ood_message}.`
+      : `${r.ood_slices.length} slice(s) look unlike the training data (out of distribution); results there may be unreliable.`;
+    ui.warnings.replaceChildren(...r.warnings.map((w) => { const li = doc.createElement("li"); li.textContent = w; return li; }));
+    ui.meta.textContent = `${r.input} · ${r.dims.join("×")} · model ${r.model} · ${r.backend} · ${vol.ms.toFixed(0)} ms · ${r.disclaimer}`;
+    doc.body.dataset.severity = r.severity;
   }
 
-  async function analyzeFile(file) {
+  async function analyseFiles(fileList) {
     ui.error.hidden = true;
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    worker.postMessage({ type: "analyze", name: file.name, bytes }, [bytes.buffer]);
+    const files = [];
+    for (const f of fileList) {
+      if (/^\./.test(f.name) || /\.(txt|md|json)$/i.test(f.name) && fileList.length > 1) continue;
+      files.push({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) });
+    }
+    if (!files.length) { showError("No files to read."); return; }
+    vol = null;
+    worker.postMessage({ type: "load", files }, files.map((f) => f.bytes.buffer));
   }
 
-  ui.file.addEventListener("change", () => {
-    if (ui.file.files.length) analyzeFile(ui.file.files[0]);
-    ui.file.value = "";
-  });
+  ui.file.addEventListener("change", () => { if (ui.file.files.length) analyseFiles([...ui.file.files]); ui.file.value = ""; });
+  ui.folder.addEventListener("change", () => { if (ui.folder.files.length) analyseFiles([...ui.folder.files]); ui.folder.value = ""; });
+  ui.demo.addEventListener("click", () => { ui.error.hidden = true; vol = null; worker.postMessage({ type: "demo" }); });
+  ui.cancel.addEventListener("click", () => worker.postMessage({ type: "cancel" }));
   ui.drop.addEventListener("dragover", (e) => { e.preventDefault(); ui.drop.classList.add("hover"); });
   ui.drop.addEventListener("dragleave", () => ui.drop.classList.remove("hover"));
-  ui.drop.addEventListener("drop", (e) => {
+  ui.drop.addEventListener("drop", async (e) => {
     e.preventDefault();
     ui.drop.classList.remove("hover");
-    if (e.dataTransfer.files.length) analyzeFile(e.dataTransfer.files[0]);
+    const entries = [...(e.dataTransfer.items || [])].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
+    const files = entries.length ? (await Promise.all(entries.map(entryFiles))).flat() : [...e.dataTransfer.files];
+    if (files.length) analyseFiles(files);
   });
   ui.overlay.addEventListener("change", render);
   ui.opacity.addEventListener("input", render);
+  ui.wlLung.addEventListener("click", () => { if (vol) { vol.win = { ...PRESETS.lung }; render(); } });
+  ui.wlMed.addEventListener("click", () => { if (vol) { vol.win = { ...PRESETS.mediastinum }; render(); } });
+
+  // Scrolling: wheel on the slice, keys when the slice has focus.
+  ui.sliceFigure.addEventListener("wheel", (e) => { if (!vol) return; e.preventDefault(); setSlice(vol.z + Math.sign(e.deltaY)); }, { passive: false });
+  ui.sliceFigure.addEventListener("keydown", (e) => {
+    if (!vol) return;
+    const page = Math.max(1, Math.round(vol.nz / 10));
+    const step = { ArrowUp: -1, ArrowDown: 1, PageUp: -page, PageDown: page }[e.key];
+    if (step !== undefined) setSlice(vol.z + step);
+    else if (e.key === "Home") setSlice(0);
+    else if (e.key === "End") setSlice(vol.nz - 1);
+    else return;
+    e.preventDefault();
+  });
+  // Right-drag: horizontal = width, vertical = level.
+  let drag = null;
+  ui.slice.addEventListener("contextmenu", (e) => e.preventDefault());
+  ui.slice.addEventListener("mousedown", (e) => { if (e.button === 2 && vol?.info.hu) drag = { x: e.clientX, y: e.clientY, win: { ...vol.win } }; });
+  doc.addEventListener("mousemove", (e) => {
+    if (!drag || !vol) return;
+    vol.win = { width: Math.max(1, drag.win.width + 4 * (e.clientX - drag.x)), level: drag.win.level + 2 * (e.clientY - drag.y) };
+    render();
+  });
+  doc.addEventListener("mouseup", () => { drag = null; });
+  ui.strip.addEventListener("click", (e) => {
+    if (!vol) return;
+    const rect = ui.strip.getBoundingClientRect();
+    setSlice(Math.floor(((e.clientX - rect.left) / rect.width) * vol.nz));
+  });
+
+  ui.dlMask.addEventListener("click", () => worker.postMessage({ type: "export-mask" }));
+  ui.dlPng.addEventListener("click", () => ui.slice.toBlob((b) => b && download(doc, b, `${baseName()}-slice${vol ? vol.z + 1 : 0}.png`)));
+  ui.dlJson.addEventListener("click", () => vol?.reportText && download(doc, new Blob([vol.reportText], { type: "application/json" }), `${baseName()}-report.json`));
+  ui.print.addEventListener("click", () => window.print());
+
   startWorker();
   // Offline after one visit (not on file:// or where service workers are unavailable).
   if ("serviceWorker" in navigator && location.protocol.startsWith("http")) {

@@ -1,7 +1,27 @@
 // Pure canvas helpers.
 
-/** Lesion colours (RGBA) by class: 1 ground-glass (yellow), 2 consolidation (red). */
+/** Lesion colours (RGB) by class: 1 ground-glass (yellow), 2 consolidation (red). */
 export const CLASS_COLOURS = { 1: [255, 224, 0], 2: [255, 48, 48] };
+
+/** Window presets in HU. */
+export const PRESETS = { lung: { width: 1500, level: -600 }, mediastinum: { width: 350, level: 40 } };
+
+/**
+ * Window int16 values into 0–255 grey.
+ * @param {Int16Array} values one slice
+ * @param {{width:number, level:number}} win
+ * @returns {Uint8Array}
+ */
+export function windowSlice(values, win) {
+  const out = new Uint8Array(values.length);
+  const lo = win.level - win.width / 2;
+  const scale = 255 / Math.max(1, win.width);
+  for (let i = 0; i < values.length; i++) {
+    const v = (values[i] - lo) * scale;
+    out[i] = v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
+  }
+  return out;
+}
 
 /**
  * Grey image plus a lesion overlay into RGBA pixels.
@@ -28,7 +48,30 @@ export function composeRgba(grey, classes, opacity) {
 
 /** Draw RGBA pixels of width×height onto a canvas, resizing it. */
 export function drawRgba(canvas, rgba, width, height) {
-  canvas.width = width;
-  canvas.height = height;
+  if (canvas.width !== width) canvas.width = width;
+  if (canvas.height !== height) canvas.height = height;
   canvas.getContext("2d").putImageData(new ImageData(rgba, width, height), 0, 0);
+}
+
+/**
+ * Per-slice p(COVID-19) as bars, the current slice marked, OOD slices hatched orange.
+ * @param {HTMLCanvasElement} canvas
+ * @param {Array<{p_covid:number, ood:boolean|null}|undefined>} slices indexed by z
+ * @param {number} current
+ */
+export function drawStrip(canvas, slices, current) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, h = canvas.height, n = Math.max(1, slices.length);
+  ctx.fillStyle = "#222"; ctx.fillRect(0, 0, w, h);
+  ctx.fillStyle = "#444"; ctx.fillRect(0, h / 2, w, 1); // p = 0.5
+  const bw = w / n;
+  for (let z = 0; z < slices.length; z++) {
+    const s = slices[z];
+    if (!s) continue;
+    const bh = Math.max(1, s.p_covid * (h - 2));
+    ctx.fillStyle = s.ood ? "#ff9800" : s.p_covid > 0.5 ? "#e57373" : "#81c784";
+    ctx.fillRect(z * bw, h - bh, Math.max(1, bw - 0.5), bh);
+  }
+  ctx.fillStyle = "#4fc3f7";
+  ctx.fillRect(Math.min(w - 2, current * bw + bw / 2 - 1), 0, 2, h);
 }

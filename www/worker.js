@@ -1,9 +1,11 @@
-// The inference worker: owns the wasm module and the model. Messages in:
-//   {type: "analyze", name, bytes}   Messages out: {type: "ready"|"progress"|"result"|"error"}.
+// The inference worker: owns the wasm module, the model and the current volume.
+// In:  {type: "load", files: [{name, bytes}]} | {type: "demo"} | {type: "cancel"} | {type: "export-mask"}
+// Out: {type: "status"|"ready"|"volume"|"slice"|"report"|"mask"|"error"}.
 import init, { Analyzer } from "../pkg/ctscreen.js";
 
 const MODEL_DIR = "models/ctscreen-v1";
 let analyzer = null;
+let runId = 0; // bumped by every new load or cancel; a running loop stops when it changes
 
 async function fetchBytes(path) {
   const res = await fetch(path);
@@ -37,16 +39,39 @@ const ready = load().catch((e) => {
   throw e;
 });
 
+/** Analyse every slice, yielding to the event loop between slices so "cancel" is heard. */
+async function analyseAll(view, id) {
+  const nz = view.info.dims[2];
+  const t0 = performance.now();
+  for (let z = 0; z < nz; z++) {
+    if (id !== runId) break;
+    const slice = await analyzer.analyze_slice(z);
+    postMessage({ type: "slice", slice, done: z + 1, total: nz, gpuError: analyzer.gpu_error() ?? null },
+      [slice.classes.buffer, slice.recon.buffer]);
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  const cancelled = id !== runId;
+  const report = analyzer.report();
+  postMessage({ type: "report", report, cancelled, ms: performance.now() - t0, backend: analyzer.backend() });
+}
+
 onmessage = async (ev) => {
   const msg = ev.data;
-  if (msg.type !== "analyze") return;
+  if (msg.type === "cancel") { runId++; return; }
   try {
     await ready;
-    postMessage({ type: "progress", name: msg.name });
-    const result = await analyzer.analyze_image(msg.bytes, msg.name);
-    postMessage({ type: "result", result, gpuError: analyzer.gpu_error() ?? null },
-      [result.grey.buffer, result.classes.buffer, result.recon.buffer]);
+    if (msg.type === "export-mask") {
+      const bytes = analyzer.mask_nifti();
+      postMessage({ type: "mask", bytes }, [bytes.buffer]);
+      return;
+    }
+    if (msg.type !== "load" && msg.type !== "demo") return;
+    const id = ++runId;
+    postMessage({ type: "status", text: "Reading the files…" });
+    const view = msg.type === "demo" ? analyzer.load_demo() : analyzer.load_files(msg.files);
+    postMessage({ type: "volume", view }, [view.voxels_i16.buffer]);
+    await analyseAll(view, id);
   } catch (e) {
-    postMessage({ type: "error", message: `${msg.name}: ${e.message ?? e}` });
+    postMessage({ type: "error", message: String(e.message ?? e) });
   }
 };

@@ -13,9 +13,14 @@ use ctscreen::device::Backend;
 use ctscreen::error::{Error, Result};
 use ctscreen::evaluate;
 use ctscreen::inference::predict;
-use ctscreen::model::{CLASS_NAMES, SEG_CLASSES, flops_per_slice};
-use ctscreen::preprocess::{read_grey, to_model_grid};
+use ctscreen::lung::lung_mask;
+use ctscreen::model::flops_per_slice;
+use ctscreen::phantom::chest_phantom;
+use ctscreen::pipeline;
+use ctscreen::report::{self, ReportContext};
+use ctscreen::volume::{self, CtVolume, Limits, nii};
 use ctscreen::weights;
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
 #[command(
@@ -60,10 +65,15 @@ enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
-    /// Analyse an image (PNG/JPEG slice).
+    /// Analyse a CT (DICOM series, NIfTI) or a PNG/JPEG slice: lesions, lungs, report.
     Analyze(AnalyzeArgs),
+    /// Describe an input as the readers see it (one JSON object).
+    Info(InfoArgs),
     /// Print inference and training-step timings.
     Bench(BenchArgs),
+    /// Time loading (DICOM series, NIfTI, the JPEG 2000 series) and the whole pipeline on a
+    /// synthetic 512²×N phantom, with each stage's share.
+    BenchVolume(BenchVolumeArgs),
 }
 
 #[derive(Args)]
@@ -166,14 +176,36 @@ struct EvalArgs {
 
 #[derive(Args)]
 struct AnalyzeArgs {
-    /// A PNG or JPEG slice.
-    input: PathBuf,
+    /// A DICOM folder or files, a NIfTI (.nii/.nii.gz), or a PNG/JPEG slice; `demo` analyses
+    /// the synthetic phantom.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
     #[arg(long, default_value = "models/ctscreen-v1")]
     model: PathBuf,
+    /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Write the lesion mask (1 GGO, 2 consolidation, inside the lungs) as .nii.gz on the
+    /// input's grid.
+    #[arg(long)]
+    mask_out: Option<PathBuf>,
+    /// Slices per model batch.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Refuse volumes with more voxels than this (checked before allocation).
+    #[arg(long, default_value_t = ctscreen::volume::DEFAULT_MAX_VOXELS)]
+    max_voxels: u64,
     #[command(flatten)]
     device: DeviceArg,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// A DICOM folder or files, a NIfTI, or a PNG/JPEG.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    #[arg(long, default_value_t = ctscreen::volume::DEFAULT_MAX_VOXELS)]
+    max_voxels: u64,
 }
 
 #[derive(Args)]
@@ -183,6 +215,24 @@ struct BenchArgs {
     /// Repetitions per measurement (after one warm-up).
     #[arg(long, default_value_t = 5)]
     reps: usize,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args)]
+struct BenchVolumeArgs {
+    #[arg(long, default_value = "models/ctscreen-v1")]
+    model: PathBuf,
+    #[arg(long, default_value = "../shared/data")]
+    data: PathBuf,
+    /// Slices of the synthetic series.
+    #[arg(long, default_value_t = 300)]
+    slices: usize,
+    /// In-plane size of the synthetic series.
+    #[arg(long, default_value_t = 512)]
+    size: usize,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -223,6 +273,8 @@ fn run(cli: Cli) -> Result<()> {
             device,
         } => calibrate_ood(&model, &data, percentile, device.device),
         Command::Analyze(a) => analyze(a),
+        Command::Info(a) => info(a),
+        Command::BenchVolume(a) => bench_volume(a),
         Command::Bench(a) => bench(a),
     }
 }
@@ -367,6 +419,12 @@ fn eval(a: EvalArgs) -> Result<()> {
                 o.mean_p_covid_noncovid_upright,
                 o.mean_p_covid_noncovid_rot90
             );
+            for g in &r.patient_aggregation {
+                println!(
+                    "patient aggregation (simulated patients): {:?} auc={:.4}",
+                    g.rule, g.auc
+                );
+            }
         }
         out.insert(
             "classification".into(),
@@ -379,6 +437,8 @@ fn eval(a: EvalArgs) -> Result<()> {
                     "mean_p_covid_noncovid_upright": finite(o.mean_p_covid_noncovid_upright),
                     "mean_p_covid_noncovid_rot90": finite(o.mean_p_covid_noncovid_rot90),
                 },
+                "patient_aggregation_simulated": r.patient_aggregation.iter()
+                    .map(|g| json!({"rule": g.rule, "auc": finite(g.auc)})).collect::<Vec<_>>(),
             }),
         );
     }
@@ -419,61 +479,202 @@ fn calibrate_ood(
     Ok(())
 }
 
+fn load_inputs(inputs: &[PathBuf], max_voxels: u64) -> Result<CtVolume> {
+    let limits = Limits { max_voxels };
+    if inputs.len() == 1 && inputs[0] == std::path::Path::new("demo") && !inputs[0].exists() {
+        return Ok(chest_phantom(256, 256, 48, 1));
+    }
+    volume::load_paths(inputs, &limits)
+}
+
+fn info(a: InfoArgs) -> Result<()> {
+    let vol = load_inputs(&a.inputs, a.max_voxels)?;
+    println!("{}", serde_json::to_string(&vol.info()).unwrap_or_default());
+    Ok(())
+}
+
 fn analyze(a: AnalyzeArgs) -> Result<()> {
-    let device = a.device.device.device()?;
     let t0 = Instant::now();
+    let vol = load_inputs(&a.inputs, a.max_voxels)?;
+    let t_load = t0.elapsed().as_secs_f64();
+    let device = a.device.device.device()?;
     let loaded = weights::load_dir(&a.model, &device)?;
-    let img = read_grey(&a.input)?;
     let size = loaded.config.input_size;
-    let (grid, lb) = to_model_grid(&img, size);
-    let pred = predict(&loaded.model, &[grid.as_slice()], size, true, &device)?
-        .pop()
-        .ok_or_else(|| Error::Readback("no prediction returned".into()))?;
-    // Counted on the same class map the page draws, so GGO + consolidation = lesion.
-    let classes = pred.classes_on(&lb);
-    let ggo_px = classes.iter().filter(|&&c| c == 1).count();
-    let cons_px = classes.iter().filter(|&&c| c == 2).count();
-    let lesion_px = ggo_px + cons_px;
-    let total = (img.width * img.height) as f64;
-    let ood = match (pred.recon_mse, loaded.config.ood_threshold) {
-        (Some(e), Some(t)) => Some(e > t),
-        _ => None,
+    let nz = vol.dims[2];
+    let bar = if a.json || nz < 2 {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(nz as u64)
     };
-    let report = json!({
-        "input": a.input.display().to_string(),
-        "model": loaded.config.version,
-        "backend": a.device.device.name(),
-        "kind": "image",
-        "dims": [img.width, img.height, 1],
-        "p_covid": pred.p_covid(),
-        "class_probs": CLASS_NAMES.iter().zip(&pred.class_probs).map(|(n, p)| json!({"class": n, "p": p})).collect::<Vec<_>>(),
-        "slices": [{
-            "z": 0,
-            "p_covid": pred.p_covid(),
-            "lesion_px": lesion_px,
-            "lesion_pct_of_image": 100.0 * lesion_px as f64 / total,
-            "ggo_px": ggo_px,
-            "consolidation_px": cons_px,
-            "recon_mse": pred.recon_mse,
-            "ood": ood,
-        }],
-        "seg_classes": SEG_CLASSES,
-        "note": "research software, not a medical device; not for diagnosis. 8-bit image input has no physical spacing, so areas are in pixels.",
-        "seconds": t0.elapsed().as_secs_f64(),
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} slices, ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let t1 = Instant::now();
+    let slices = pipeline::analyze_volume(
+        &loaded.model,
+        &device,
+        &vol,
+        size,
+        loaded.config.ood_threshold,
+        a.batch,
+        |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    let t_model = t1.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    let lung = lung_mask(&vol);
+    let input = a
+        .inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let ctx = ReportContext {
+        input: &input,
+        model: &loaded.config.version,
+        backend: a.device.device.name(),
+    };
+    let report = report::build(&ctx, &vol, &lung, &slices);
+    let t_report = t2.elapsed().as_secs_f64();
+    if let Some(path) = &a.mask_out {
+        let labels = pipeline::lesion_labels(&vol, &lung, &slices);
+        let bytes = nii::write_labels_nii_gz(&vol, &labels, "ctscreen lesions 1=GGO 2=cons")?;
+        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
+    }
+    let mut value = serde_json::to_value(&report).unwrap_or_default();
+    value["seconds"] = json!({
+        "load": t_load, "model": t_model, "lung_and_report": t_report,
+        "total": t0.elapsed().as_secs_f64()
     });
     if a.json {
-        println!("{report}");
+        println!("{value}");
     } else {
+        let inv = report
+            .involvement_pct
+            .total
+            .map_or("n/a".to_string(), |v| format!("{v:.1} %"));
         println!(
-            "{}: p(COVID-19) = {:.3}; lesion {} px ({:.1} % of the image: GGO {} px, consolidation {} px). Research software, not for diagnosis.",
-            a.input.display(),
-            pred.p_covid(),
-            lesion_px,
-            100.0 * lesion_px as f64 / total,
-            ggo_px,
-            cons_px
+            "{input}: patient-level p(COVID-19) = {:.3} ({}); lung involvement {inv}, severity {}; {} of {} slices flagged out-of-distribution.",
+            report.p_covid,
+            report.p_covid_rule,
+            report.severity,
+            report.ood_slices.len(),
+            nz
         );
+        if let (Some(l), Some(les)) = (&report.lung_ml, &report.lesion_ml) {
+            println!(
+                "lung {:.0} mL (left {:.0}, right {:.0}); lesions {:.1} mL (GGO {:.1}, consolidation {:.1})",
+                l.left + l.right,
+                l.left,
+                l.right,
+                les.total,
+                les.ggo,
+                les.consolidation
+            );
+        } else {
+            println!(
+                "lung {} px; lesions {} px (no physical spacing: pixels only)",
+                report.lung_px.left + report.lung_px.right,
+                report.lesion_px.total
+            );
+        }
+        for w in &report.warnings {
+            println!("note: {w}");
+        }
+        if report.ood {
+            println!("WARNING: {}", ctscreen::report::OOD_MESSAGE);
+        }
+        println!("{}", ctscreen::report::DISCLAIMER);
     }
+    Ok(())
+}
+
+fn bench_volume(a: BenchVolumeArgs) -> Result<()> {
+    let limits = Limits::default();
+    let phantom = chest_phantom(a.size, a.size, a.slices, 5);
+    let tmp = std::env::temp_dir().join(format!("ctscreen-bench-{}", std::process::id()));
+    let series_dir = tmp.join("series");
+    std::fs::create_dir_all(&series_dir).map_err(|e| Error::io(&series_dir, e))?;
+    for (name, bytes) in volume::dicom::write_series(&phantom, "1.2.826.0.1.3680043.9.7434.99")? {
+        let p = series_dir.join(name);
+        std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+    }
+    let nii_path = tmp.join("phantom.nii");
+    let niigz_path = tmp.join("phantom.nii.gz");
+    std::fs::write(&nii_path, nii::write_hu_nii(&phantom, false)?)
+        .map_err(|e| Error::io(&nii_path, e))?;
+    std::fs::write(&niigz_path, nii::write_hu_nii(&phantom, true)?)
+        .map_err(|e| Error::io(&niigz_path, e))?;
+    drop(phantom);
+    let dims = format!("{}²×{}", a.size, a.slices);
+    let mut loads = Vec::new();
+    let mut time_load = |label: String, paths: Vec<PathBuf>| -> Result<CtVolume> {
+        let t = Instant::now();
+        let v = volume::load_paths(&paths, &limits)?;
+        let s = t.elapsed().as_secs_f64();
+        println!("load {label}: {s:.3} s");
+        loads.push(json!({"input": label, "seconds": s}));
+        Ok(v)
+    };
+    let j2k = a.data.join("ct-files/totalsegmentator/example_ct_dicom");
+    if j2k.is_dir() {
+        time_load("JPEG 2000 series 512²×20".into(), vec![j2k])?;
+    }
+    time_load(format!("NIfTI .nii {dims}"), vec![nii_path.clone()])?;
+    time_load(format!("NIfTI .nii.gz {dims}"), vec![niigz_path.clone()])?;
+    let t_load = Instant::now();
+    let vol = time_load(
+        format!("DICOM series {dims} uncompressed"),
+        vec![series_dir.clone()],
+    )?;
+    let load_s = t_load.elapsed().as_secs_f64();
+
+    let device = a.device.device.device()?;
+    let loaded = weights::load_dir(&a.model, &device)?;
+    let t = Instant::now();
+    let slices = pipeline::analyze_volume(
+        &loaded.model,
+        &device,
+        &vol,
+        loaded.config.input_size,
+        loaded.config.ood_threshold,
+        a.batch,
+        |_, _| {},
+    )?;
+    let model_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let lung = lung_mask(&vol);
+    let lung_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let ctx = ReportContext {
+        input: "synthetic",
+        model: &loaded.config.version,
+        backend: a.device.device.name(),
+    };
+    let report = report::build(&ctx, &vol, &lung, &slices);
+    let report_s = t.elapsed().as_secs_f64();
+    let total = load_s + model_s + lung_s + report_s;
+    let share = |s: f64| 100.0 * s / total;
+    println!(
+        "pipeline {dims} on {}: total {total:.2} s = load {load_s:.2} s ({:.1} %) + model {model_s:.2} s ({:.1} %) + lung mask {lung_s:.2} s ({:.1} %) + report {report_s:.3} s ({:.2} %); lung mask + report = {:.1} % (goal < 10 %)",
+        a.device.device.name(),
+        share(load_s),
+        share(model_s),
+        share(lung_s),
+        share(report_s),
+        share(lung_s + report_s)
+    );
+    println!(
+        "{}",
+        json!({
+            "dims": vol.dims, "backend": a.device.device.name(), "loads": loads,
+            "pipeline_seconds": {"load": load_s, "model": model_s, "lung_mask": lung_s, "report": report_s, "total": total},
+            "lung_and_report_pct": share(lung_s + report_s),
+            "lung_ml": report.lung_ml, "severity": report.severity,
+        })
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 

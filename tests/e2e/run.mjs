@@ -7,6 +7,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
+import { execFileSync } from "node:child_process";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const dist = path.join(root, "dist");
@@ -35,6 +37,17 @@ const origin = `http://127.0.0.1:${port}`;
 await new Promise((r) => setTimeout(r, 800));
 
 const slice = path.join(data, "medseg-covid/train/images/0.jpg");
+const seriesDir = path.join(data, "ct-files/totalsegmentator/example_ct_dicom");
+const seriesFiles = fs.readdirSync(seriesDir).sort().map((f) => path.join(seriesDir, f));
+// The CLI's report for the same series, to compare with the page's (same pipeline, same model).
+const targetDir = process.env.CARGO_TARGET_DIR || "/work/target";
+const cli = [path.join(targetDir, "fast/ctscreen"), path.join(targetDir, "debug/ctscreen")].find((p) => fs.existsSync(p));
+let cliReport = null;
+if (cli) {
+  cliReport = JSON.parse(execFileSync(cli, ["analyze", seriesDir, "--json", "--model", path.join(root, "models/ctscreen-v1")], { cwd: root, maxBuffer: 1 << 26 }).toString());
+} else {
+  console.log("note: no native ctscreen binary found; the page-vs-CLI report check is skipped");
+}
 const maskPath = path.join(data, "medseg-covid/train/masks-binary/0.png");
 const overlays = {};
 
@@ -93,17 +106,75 @@ async function runMode(mode) {
   await page.screenshot({ path: path.join(outDir, `${mode}-medseg.png`), fullPage: true });
 
   // d. Bad files get a clear message and the page still analyses the next good file.
-  for (const [name, content] of [["notes.txt", "not an image"], ["broken.png", "\x89PNG\r\n\x1a\n\0\0"]]) {
+  const brokenDcm = "\0".repeat(128) + "DICM\x02\0\0\0UL\x04\0";
+  for (const [name, content] of [["notes.txt", "not an image"], ["broken.png", "\x89PNG\r\n\x1a\n\0\0"], ["broken.dcm", brokenDcm]]) {
     const errorsBefore = Number(await page.evaluate(() => document.body.dataset.errors || 0));
     await page.setInputFiles("#file", { name, mimeType: "application/octet-stream", buffer: Buffer.from(content, "binary") });
     await page.waitForFunction((n) => Number(document.body.dataset.errors || 0) > n, errorsBefore, { timeout: 60000 });
     const msg = await page.textContent("#error");
-    check(`${mode}: ${name} gives a clear message naming it`, msg.includes(name) && /decode|readable|empty/.test(msg), msg);
+    check(`${mode}: ${name} gives a clear message naming it`, msg.includes(name) && /decode|readable|empty|damaged|cannot read/.test(msg), msg);
   }
   await page.screenshot({ path: path.join(outDir, `${mode}-bad-file.png`), fullPage: true });
   await page.setInputFiles("#file", slice);
   await page.waitForSelector("body[data-analyses='2']", { timeout: 180000 });
   check(`${mode}: a good file still works after bad ones`, await page.isHidden("#error"));
+
+  // A real DICOM series (20 slices, JPEG 2000): scrolling, report vs CLI, NIfTI export.
+  await page.setInputFiles("#file", seriesFiles);
+  await page.waitForSelector("body[data-analyses='3']", { timeout: 300000 });
+  check(`${mode}: the 20-file JPEG 2000 series loads as 20 slices`,
+    (await page.evaluate(() => document.body.dataset.slices)) === "20");
+  const zOf = () => page.evaluate(() => Number(document.body.dataset.z));
+  await page.focus("#slice-figure");
+  await page.keyboard.press("Home");
+  const z0 = await zOf();
+  await page.keyboard.press("ArrowDown");
+  const z1 = await zOf();
+  await page.keyboard.press("End");
+  const zEnd = await zOf();
+  await page.hover("#slice");
+  await page.mouse.wheel(0, -100);
+  await page.waitForTimeout(100);
+  const zWheel = await zOf();
+  check(`${mode}: keys and wheel change the slice (${z0}→${z1}, End ${zEnd}, wheel ${zWheel})`,
+    z0 === 0 && z1 === 1 && zEnd === 19 && zWheel === 18);
+  await page.click("#wl-med");
+  check(`${mode}: mediastinum preset applies`, (await page.textContent("#wl-text")).includes("W 350 / L 40"));
+  await page.click("#wl-lung");
+  await page.keyboard.press("Home");
+  await page.click("#strip", { position: { x: 839, y: 30 } });
+  check(`${mode}: clicking the strip jumps to a slice`, (await zOf()) === 19);
+  const shownSeverity = await page.evaluate(() => document.body.dataset.severity);
+  const shownP = Number(await page.textContent("#pcovid"));
+  if (cliReport) {
+    check(`${mode}: page report matches the CLI (p ${shownP} vs ${cliReport.p_covid.toFixed(2)}, ${shownSeverity} vs ${cliReport.severity})`,
+      Math.abs(shownP - cliReport.p_covid) <= 0.011 && shownSeverity === cliReport.severity);
+  }
+  const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-mask")]);
+  const nii = zlib.gunzipSync(fs.readFileSync(await dl.path()));
+  const dims = [0, 1, 2, 3].map((i) => nii.readInt16LE(40 + 2 * i));
+  check(`${mode}: exported NIfTI mask parses with the series' dims (${dims})`,
+    nii.readInt32LE(0) === 348 && dims[0] === 3 && dims[1] === 512 && dims[2] === 512 && dims[3] === 20
+    && nii.length === 352 + 512 * 512 * 20);
+  const [dlj] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-json")]);
+  const rep = JSON.parse(fs.readFileSync(await dlj.path(), "utf8"));
+  check(`${mode}: downloaded JSON report has the report's keys`,
+    ["input", "model", "backend", "p_covid", "slices", "lung_ml", "lesion_ml", "involvement_pct", "severity", "ood_slices"].every((k) => k in rep)
+    && rep.slices.length === 20);
+  if (cliReport) {
+    const close = (a, b, tol) => Math.abs(a - b) <= tol;
+    check(`${mode}: page JSON matches the CLI (lung ${(rep.lung_ml.left + rep.lung_ml.right).toFixed(1)} vs ${(cliReport.lung_ml.left + cliReport.lung_ml.right).toFixed(1)} mL, lesions ${rep.lesion_ml.total.toFixed(2)} vs ${cliReport.lesion_ml.total.toFixed(2)} mL)`,
+      close(rep.lung_ml.left, cliReport.lung_ml.left, 1e-6) && close(rep.lung_ml.right, cliReport.lung_ml.right, 1e-6)
+      && close(rep.lesion_ml.total, cliReport.lesion_ml.total, Math.max(0.5, 0.02 * cliReport.lesion_ml.total))
+      && close(rep.p_covid, cliReport.p_covid, 0.01) && rep.severity === cliReport.severity);
+  }
+  await page.screenshot({ path: path.join(outDir, `${mode}-series.png`), fullPage: true });
+
+  // The demo: synthetic phantom, visibly labelled.
+  await page.click("#demo");
+  await page.waitForSelector("body[data-analyses='4']", { timeout: 300000 });
+  check(`${mode}: demo runs and is labelled synthetic`, await page.isVisible("#synthetic"));
+  await page.screenshot({ path: path.join(outDir, `${mode}-demo.png`), fullPage: true });
 
   // b. Privacy: only same-origin GETs of static assets, none after analysis started.
   const foreign = requests.filter((r) => !r.url.startsWith(origin) && !r.url.startsWith("blob:") && !r.url.startsWith("data:"));

@@ -1,0 +1,460 @@
+//! From per-slice model outputs and the lung mask to the numbers a clinician reads: lesion and
+//! lung volumes, % of lung involved per side, a CT-0…CT-4 severity, a patient-level
+//! p(COVID-19), and the out-of-distribution flags. Shared by the CLI and the browser.
+
+use serde::Serialize;
+
+use crate::lung::{LEFT, LungMask, LungMethod, RIGHT};
+use crate::volume::{CtVolume, InputKind};
+
+/// Printed with every report.
+pub const DISCLAIMER: &str = "Research software, not a medical device; not for diagnosis. \
+     Probabilities and volumes are model estimates with errors; a clinician must read the scan.";
+
+/// The OOD message shown for flagged slices and volumes.
+pub const OOD_MESSAGE: &str = "this does not look like the chest CT the model was trained on; \
+     results may be unreliable";
+
+/// What the model said about one slice, on the slice's own grid.
+#[derive(Debug, Clone)]
+pub struct SliceResult {
+    pub z: usize,
+    pub p_covid: f32,
+    /// Per-pixel class on the slice grid: 0 background, 1 GGO, 2 consolidation.
+    pub classes: Vec<u8>,
+    pub recon_mse: Option<f32>,
+    pub ood: Option<bool>,
+}
+
+/// How slice probabilities become one patient-level probability.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    Mean,
+    Max,
+    Median,
+    /// Mean of the highest quarter (at least one) of the slice probabilities.
+    TopQuarterMean,
+}
+
+/// The rule the reports use; see the model card for the comparison that chose it.
+pub const PATIENT_RULE: Aggregation = Aggregation::TopQuarterMean;
+
+impl Aggregation {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Aggregation::Mean => "mean of the slice probabilities over slices that contain lung",
+            Aggregation::Max => "maximum slice probability over slices that contain lung",
+            Aggregation::Median => "median slice probability over slices that contain lung",
+            Aggregation::TopQuarterMean => {
+                "mean of the highest quarter (at least one) of the slice probabilities over \
+                 slices that contain lung"
+            }
+        }
+    }
+
+    /// Aggregate; NaN for no slices.
+    pub fn apply(&self, ps: &[f64]) -> f64 {
+        if ps.is_empty() {
+            return f64::NAN;
+        }
+        let mut v = ps.to_vec();
+        v.sort_by(|a, b| b.total_cmp(a));
+        match self {
+            Aggregation::Mean => v.iter().sum::<f64>() / v.len() as f64,
+            Aggregation::Max => v[0],
+            Aggregation::Median => {
+                let n = v.len();
+                if n % 2 == 1 {
+                    v[n / 2]
+                } else {
+                    (v[n / 2 - 1] + v[n / 2]) / 2.0
+                }
+            }
+            Aggregation::TopQuarterMean => {
+                let k = v.len().div_ceil(4).max(1);
+                v[..k].iter().sum::<f64>() / k as f64
+            }
+        }
+    }
+}
+
+/// CT-0…CT-4 from % of lung involved (MosMedData): CT-0 no lesion, CT-1 < 25 %, CT-2 25–50 %,
+/// CT-3 50–75 %, CT-4 ≥ 75 %.
+pub fn severity(involvement_pct: f64, lesion_voxels: usize) -> &'static str {
+    if lesion_voxels == 0 {
+        "CT-0"
+    } else if involvement_pct < 25.0 {
+        "CT-1"
+    } else if involvement_pct < 50.0 {
+        "CT-2"
+    } else if involvement_pct < 75.0 {
+        "CT-3"
+    } else {
+        "CT-4"
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Sides<T> {
+    pub left: T,
+    pub right: T,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Lesions<T> {
+    pub ggo: T,
+    pub consolidation: T,
+    pub total: T,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Involvement {
+    pub left: Option<f64>,
+    pub right: Option<f64>,
+    pub total: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SliceReport {
+    pub z: usize,
+    /// Patient z (mm) of the slice centre, when the spacing is physical.
+    pub position_mm: Option<f64>,
+    pub p_covid: f32,
+    /// Lesion inside the lung on this slice, mL (null for 8-bit input).
+    pub lesion_ml: Option<f64>,
+    pub lesion_px: usize,
+    pub lung_px: usize,
+    pub recon_mse: Option<f32>,
+    pub ood: Option<bool>,
+}
+
+/// The report, as printed by `ctscreen analyze --json` and shown by the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub input: String,
+    pub model: String,
+    pub backend: String,
+    pub kind: InputKind,
+    pub dims: [usize; 3],
+    pub spacing_mm: Option<[f64; 3]>,
+    /// Patient-level p(COVID-19) by [`PATIENT_RULE`].
+    pub p_covid: f64,
+    pub p_covid_rule: &'static str,
+    pub slices: Vec<SliceReport>,
+    /// Lung volume per side in mL; null for 8-bit input (no physical spacing).
+    pub lung_ml: Option<Sides<f64>>,
+    pub lung_px: Sides<usize>,
+    /// Lesion volume inside the lungs in mL; null for 8-bit input.
+    pub lesion_ml: Option<Lesions<f64>>,
+    pub lesion_px: Lesions<usize>,
+    pub involvement_pct: Involvement,
+    pub severity: &'static str,
+    pub severity_rule: &'static str,
+    pub ood_slices: Vec<usize>,
+    /// True when most slices with lung (or, without lung, most slices) are out of distribution.
+    pub ood: bool,
+    pub ood_message: Option<&'static str>,
+    pub lung_mask_method: LungMethod,
+    pub lung_mask_approximate: bool,
+    pub warnings: Vec<String>,
+    pub disclaimer: &'static str,
+}
+
+/// Everything the report needs besides the volume, mask and slices.
+pub struct ReportContext<'a> {
+    pub input: &'a str,
+    pub model: &'a str,
+    pub backend: &'a str,
+}
+
+/// Build the report. `slices` may cover only some z (e.g. a cancelled run); lung and lesion
+/// figures then cover those slices only, and a warning says so.
+pub fn build(
+    ctx: &ReportContext<'_>,
+    vol: &CtVolume,
+    lung: &LungMask,
+    slices: &[SliceResult],
+) -> Report {
+    let n2 = vol.slice_len();
+    let voxel_ml = vol.voxel_ml();
+    let mut lung_px = Sides { left: 0, right: 0 };
+    let mut lesion = Lesions {
+        ggo: 0usize,
+        consolidation: 0,
+        total: 0,
+    };
+    let mut lesion_side = Sides {
+        left: 0usize,
+        right: 0,
+    };
+    let mut slice_reports = Vec::with_capacity(slices.len());
+    for s in slices {
+        let lung_slice = lung.slice(vol, s.z);
+        let (mut lp, mut lesp) = (0usize, 0usize);
+        for (i, &side) in lung_slice.iter().enumerate().take(n2) {
+            if side == 0 {
+                continue;
+            }
+            lp += 1;
+            let c = s.classes.get(i).copied().unwrap_or(0);
+            let is_left = side == LEFT;
+            if is_left {
+                lung_px.left += 1;
+            } else if side == RIGHT {
+                lung_px.right += 1;
+            }
+            if c == 0 {
+                continue;
+            }
+            lesp += 1;
+            if c == 1 {
+                lesion.ggo += 1;
+            } else {
+                lesion.consolidation += 1;
+            }
+            if is_left {
+                lesion_side.left += 1;
+            } else {
+                lesion_side.right += 1;
+            }
+        }
+        slice_reports.push(SliceReport {
+            z: s.z,
+            position_mm: vol.spacing_known.then(|| vol.slice_position_mm(s.z)),
+            p_covid: s.p_covid,
+            lesion_ml: voxel_ml.map(|v| lesp as f64 * v),
+            lesion_px: lesp,
+            lung_px: lp,
+            recon_mse: s.recon_mse,
+            ood: s.ood,
+        });
+    }
+    lesion.total = lesion.ggo + lesion.consolidation;
+    let pct = |num: usize, den: usize| (den > 0).then(|| 100.0 * num as f64 / den as f64);
+    let involvement = Involvement {
+        left: pct(lesion_side.left, lung_px.left),
+        right: pct(lesion_side.right, lung_px.right),
+        total: pct(lesion.total, lung_px.left + lung_px.right),
+    };
+
+    let mut warnings = vol.meta.warnings.clone();
+    // Slices with lung: at least 1 % of the slice area.
+    let with_lung: Vec<&SliceReport> = slice_reports
+        .iter()
+        .filter(|s| s.lung_px * 100 >= n2)
+        .collect();
+    let basis: Vec<&SliceReport> = if with_lung.is_empty() {
+        warnings.push(
+            "no lung was found: the patient-level probability uses every slice and the \
+             involvement figures are empty"
+                .into(),
+        );
+        slice_reports.iter().collect()
+    } else {
+        with_lung
+    };
+    let ps: Vec<f64> = basis.iter().map(|s| s.p_covid as f64).collect();
+    let p_covid = PATIENT_RULE.apply(&ps);
+    let ood_slices: Vec<usize> = slice_reports
+        .iter()
+        .filter(|s| s.ood == Some(true))
+        .map(|s| s.z)
+        .collect();
+    let basis_ood = basis.iter().filter(|s| s.ood == Some(true)).count();
+    let ood = !basis.is_empty() && basis_ood * 2 > basis.len();
+    if slices.len() < vol.dims[2] {
+        warnings.push(format!(
+            "only {} of {} slices were analysed",
+            slices.len(),
+            vol.dims[2]
+        ));
+    }
+    if lung.approximate {
+        warnings.push(
+            "lung mask is approximate: 8-bit input has no Hounsfield units; left and right \
+             assume the usual radiological display (patient's right on the image's left)"
+                .into(),
+        );
+    }
+    let total_pct = involvement.total.unwrap_or(0.0);
+    let sev = if lung_px.left + lung_px.right == 0 {
+        "unknown (no lung found)"
+    } else {
+        severity(total_pct, lesion.total)
+    };
+    Report {
+        input: ctx.input.to_string(),
+        model: ctx.model.to_string(),
+        backend: ctx.backend.to_string(),
+        kind: vol.kind,
+        dims: vol.dims,
+        spacing_mm: vol.spacing_known.then_some(vol.spacing_mm),
+        p_covid,
+        p_covid_rule: PATIENT_RULE.describe(),
+        slices: slice_reports,
+        lung_ml: voxel_ml.map(|v| Sides {
+            left: lung_px.left as f64 * v,
+            right: lung_px.right as f64 * v,
+        }),
+        lung_px: lung_px.clone(),
+        lesion_ml: voxel_ml.map(|v| Lesions {
+            ggo: lesion.ggo as f64 * v,
+            consolidation: lesion.consolidation as f64 * v,
+            total: lesion.total as f64 * v,
+        }),
+        lesion_px: lesion,
+        involvement_pct: involvement,
+        severity: sev,
+        severity_rule: "MosMedData: CT-0 no lesion, CT-1 < 25 %, CT-2 25–50 %, CT-3 50–75 %, \
+                        CT-4 ≥ 75 % of lung involved",
+        ood_slices,
+        ood,
+        ood_message: ood.then_some(OOD_MESSAGE),
+        lung_mask_method: lung.method,
+        lung_mask_approximate: lung.approximate,
+        warnings,
+        disclaimer: DISCLAIMER,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::{AxisMap, IntensityScale, VolumeMeta};
+
+    fn volume(dims: [usize; 3], spacing: [f64; 3], x_sign: f64) -> CtVolume {
+        let affine = [
+            [spacing[0] * x_sign, 0.0, 0.0, 0.0],
+            [0.0, spacing[1], 0.0, 0.0],
+            [0.0, 0.0, spacing[2], 0.0],
+        ];
+        CtVolume {
+            voxels: vec![0.0; dims.iter().product()],
+            dims,
+            spacing_mm: spacing,
+            spacing_known: true,
+            affine,
+            axis_map: AxisMap::identity(dims),
+            input_affine: affine,
+            scale: IntensityScale::Hounsfield,
+            kind: InputKind::Nifti,
+            meta: VolumeMeta::default(),
+        }
+    }
+
+    /// Left half of every slice is one lung side, right half the other; `lesion_cols` columns
+    /// of the x < nx/2 half carry GGO, and one column consolidation.
+    fn case(x_sign: f64) -> (CtVolume, LungMask, Vec<SliceResult>) {
+        let dims = [20, 10, 5];
+        let vol = volume(dims, [0.5, 0.5, 2.0], x_sign);
+        let n2 = 200;
+        let mut labels = vec![0u8; 1000];
+        let mut slices = Vec::new();
+        for z in 0..5 {
+            let mut classes = vec![0u8; n2];
+            for y in 0..10 {
+                for x in 0..20 {
+                    let i = y * 20 + x;
+                    // Patient side from the affine: x_sign·x > mid means left (LPS).
+                    let px = x_sign * x as f64;
+                    let mid = x_sign * 9.5;
+                    labels[z * n2 + i] = if px > mid { LEFT } else { RIGHT };
+                    if x < 2 {
+                        classes[i] = 1;
+                    } else if x == 2 {
+                        classes[i] = 2;
+                    }
+                }
+            }
+            slices.push(SliceResult {
+                z,
+                p_covid: z as f32 / 4.0,
+                classes,
+                recon_mse: Some(0.01),
+                ood: Some(z == 4),
+            });
+        }
+        let lung = LungMask {
+            labels,
+            approximate: false,
+            method: LungMethod::HuThreshold,
+        };
+        (vol, lung, slices)
+    }
+
+    #[test]
+    fn volumes_and_involvement_are_exact() {
+        let (vol, lung, slices) = case(1.0);
+        let ctx = ReportContext {
+            input: "phantom",
+            model: "m",
+            backend: "cpu",
+        };
+        let r = build(&ctx, &vol, &lung, &slices);
+        // Voxel = 0.5·0.5·2 mm³ = 0.0005 mL; each side 100 voxels × 5 slices.
+        let lung_ml = r.lung_ml.clone().unwrap();
+        assert!((lung_ml.left - 0.25).abs() < 1e-12 && (lung_ml.right - 0.25).abs() < 1e-12);
+        let les = r.lesion_ml.clone().unwrap();
+        // GGO: 2 columns × 10 rows × 5 slices = 100 voxels; consolidation 50.
+        assert!((les.ggo - 0.05).abs() < 1e-12, "{}", les.ggo);
+        assert!((les.consolidation - 0.025).abs() < 1e-12);
+        assert!((les.total - 0.075).abs() < 1e-12);
+        // Lesions at small x: with x pointing to the patient's left, that is the right lung.
+        assert_eq!(r.involvement_pct.left, Some(0.0));
+        assert!((r.involvement_pct.right.unwrap() - 30.0).abs() < 1e-9);
+        assert!((r.involvement_pct.total.unwrap() - 15.0).abs() < 1e-9);
+        assert_eq!(r.severity, "CT-1");
+        // Top quarter of [0, .25, .5, .75, 1] = the top 2: 0.875.
+        assert!((r.p_covid - 0.875).abs() < 1e-6);
+        assert_eq!(r.ood_slices, vec![4]);
+        assert!(!r.ood);
+
+        // Flip the x axis: the same voxels are now the patient's left.
+        let (vol, lung, slices) = case(-1.0);
+        let r = build(&ctx, &vol, &lung, &slices);
+        assert_eq!(r.involvement_pct.right, Some(0.0));
+        assert!((r.involvement_pct.left.unwrap() - 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn severity_boundaries() {
+        assert_eq!(severity(0.0, 0), "CT-0");
+        assert_eq!(severity(0.001, 1), "CT-1");
+        assert_eq!(severity(24.9, 10), "CT-1");
+        assert_eq!(severity(25.0, 10), "CT-2");
+        assert_eq!(severity(49.99, 10), "CT-2");
+        assert_eq!(severity(50.0, 10), "CT-3");
+        assert_eq!(severity(74.9, 10), "CT-3");
+        assert_eq!(severity(75.0, 10), "CT-4");
+        assert_eq!(severity(100.0, 10), "CT-4");
+    }
+
+    #[test]
+    fn eight_bit_input_reports_pixels_never_ml() {
+        let (mut vol, lung, slices) = case(1.0);
+        vol.spacing_known = false;
+        let ctx = ReportContext {
+            input: "x.png",
+            model: "m",
+            backend: "cpu",
+        };
+        let r = build(&ctx, &vol, &lung, &slices);
+        assert!(r.lung_ml.is_none() && r.lesion_ml.is_none());
+        assert_eq!(r.lesion_px.total, 150);
+        assert!(r.slices.iter().all(|s| s.lesion_ml.is_none()));
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["lung_ml"].is_null());
+        assert!(json["involvement_pct"]["total"].as_f64().is_some());
+    }
+
+    #[test]
+    fn aggregation_rules() {
+        let ps = [0.1, 0.9, 0.2, 0.8, 0.3];
+        assert!((Aggregation::Mean.apply(&ps) - 0.46).abs() < 1e-12);
+        assert_eq!(Aggregation::Max.apply(&ps), 0.9);
+        assert_eq!(Aggregation::Median.apply(&ps), 0.3);
+        assert!((Aggregation::TopQuarterMean.apply(&ps) - 0.85).abs() < 1e-12);
+        assert!(Aggregation::Mean.apply(&[]).is_nan());
+    }
+}
