@@ -41,3 +41,6 @@ pub use error::{Error, Result};
 
 #[cfg(target_family = "wasm")]
 pub mod web;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod wasm_libc;

@@ -246,8 +246,8 @@ pub fn build(
         .collect();
     let basis: Vec<&SliceReport> = if with_lung.is_empty() {
         warnings.push(
-            "no lung was found: the patient-level probability uses every slice and the \
-             involvement figures are empty"
+            "no slice shows lung over 1 % of its area (not a chest CT?): the patient-level \
+             probability uses every slice"
                 .into(),
         );
         slice_reports.iter().collect()

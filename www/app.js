@@ -85,12 +85,15 @@ export function startApp(doc) {
       ui.progress.max = nz; ui.progress.value = 0;
       ui.status.textContent = `Loaded ${v.name}: ${nx}×${ny}×${nz} (${v.info.kind}) in ${v.load_ms.toFixed(0)} ms. Analysing…`;
       doc.body.dataset.slices = String(nz);
+      doc.body.dataset.done = "0";
       render();
     } else if (msg.type === "slice") {
       if (!vol) return;
       vol.slices[msg.slice.z] = msg.slice;
+      (vol.sliceMs ||= []).push(msg.slice.ms);
       ui.progress.value = msg.done;
       ui.progressText.textContent = `${msg.done} / ${msg.total} slices`;
+      doc.body.dataset.done = String(msg.done);
       if (msg.gpuError) backendInfo = `${msg.slice.backend} (${msg.gpuError})`;
       if (msg.slice.z === vol.z || msg.done === 1) render();
       else drawStrip(ui.strip, vol.slices, vol.z);
@@ -105,6 +108,8 @@ export function startApp(doc) {
       if (key && key.lesion_px > 0 && !vol.userScrolled) vol.z = key.z;
       render();
       ui.status.textContent = `${msg.cancelled ? "Cancelled" : "Done"}: ${vol.name}, ${vol.report.slices.length} slice(s) in ${msg.ms.toFixed(0)} ms on ${msg.backend}.`;
+      // Timings for the benchmark script (tests/e2e/bench.mjs).
+      doc.defaultView.ctscreenTimings = { sliceMs: vol.sliceMs || [], totalMs: msg.ms, loadMs: vol.load_ms, backend: msg.backend };
       doc.body.dataset.analyses = String(Number(doc.body.dataset.analyses || 0) + 1);
     } else if (msg.type === "mask") {
       download(doc, new Blob([msg.bytes], { type: "application/gzip" }), `${baseName()}-lesions.nii.gz`);

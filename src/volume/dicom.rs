@@ -70,7 +70,149 @@ fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
     obj.element_opt(tag).ok()??.to_int::<i64>().ok()
 }
 
+/// Check that no top-level element declares more bytes than the file holds, before dicom-rs
+/// sees the file. Without it, a 100-byte file declaring a 4 GB string made the parser reserve
+/// and fill gigabytes (found by fuzzing): a crash of the page under wasm32's 4 GiB. Elements of
+/// undefined length (sequences, encapsulated pixel data) end the scan; what follows them is
+/// left to the parser.
+fn check_declared_lengths(bytes: &[u8]) -> std::result::Result<(), String> {
+    let explicit_long = |vr: &[u8]| {
+        matches!(
+            vr,
+            b"OB"
+                | b"OW"
+                | b"OF"
+                | b"OD"
+                | b"OL"
+                | b"OV"
+                | b"SQ"
+                | b"UT"
+                | b"UN"
+                | b"UC"
+                | b"UR"
+                | b"SV"
+                | b"UV"
+        )
+    };
+    let u16le = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]) as u64;
+    let u32le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+    let n = bytes.len() as u64;
+    let mut pos: u64 = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        132
+    } else if bytes.starts_with(b"DICM") {
+        4
+    } else {
+        0
+    };
+    let mut ts = String::new();
+    // File meta group: always explicit VR little endian.
+    while pos + 8 <= n {
+        let p = pos as usize;
+        let (group, elem) = (u16le(&bytes[p..]), u16le(&bytes[p + 2..]));
+        if group != 0x0002 {
+            break;
+        }
+        let vr = &bytes[p + 4..p + 6];
+        // The file meta elements have fixed VRs; dicom-rs reads them by tag, so a wrong VR
+        // would make it size a value from bytes this scan reads differently.
+        let expected: Option<&[u8]> = match elem {
+            0x0000 => Some(b"UL"),
+            0x0001 | 0x0102 => Some(b"OB"),
+            0x0002 | 0x0003 | 0x0010 | 0x0012 | 0x0100 => Some(b"UI"),
+            0x0013 => Some(b"SH"),
+            0x0016..=0x0018 => Some(b"AE"),
+            0x0026..=0x0028 => Some(b"UR"),
+            _ => None,
+        };
+        if let Some(want) = expected
+            && vr != want
+        {
+            return Err(format!(
+                "element (0002,{elem:04X}) has VR {:?}, expected {}",
+                String::from_utf8_lossy(vr),
+                String::from_utf8_lossy(want)
+            ));
+        }
+        let (len, head) = if explicit_long(vr) {
+            if pos + 12 > n {
+                return Err("the file meta header is truncated".into());
+            }
+            (u32le(&bytes[p + 8..]), 12)
+        } else {
+            (u16le(&bytes[p + 6..]), 8)
+        };
+        if len == 0xFFFF_FFFF {
+            return Ok(());
+        }
+        if pos + head + len > n {
+            return Err(format!(
+                "element (0002,{elem:04X}) declares {len} bytes but only {} remain",
+                n.saturating_sub(pos + head)
+            ));
+        }
+        if elem == 0x0010 {
+            let v = &bytes[(pos + head) as usize..(pos + head + len) as usize];
+            ts = String::from_utf8_lossy(v)
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+        }
+        pos += head + len;
+    }
+    let (implicit, big) = match ts.as_str() {
+        "1.2.840.10008.1.2" => (true, false),
+        "1.2.840.10008.1.2.2" => (false, true),
+        // Deflated data sets cannot be scanned without inflating them.
+        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        _ => (false, false),
+    };
+    let rd16 = |b: &[u8]| {
+        if big {
+            u16::from_be_bytes([b[0], b[1]]) as u64
+        } else {
+            u16le(b)
+        }
+    };
+    let rd32 = |b: &[u8]| {
+        if big {
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64
+        } else {
+            u32le(b)
+        }
+    };
+    while pos + 8 <= n {
+        let p = pos as usize;
+        let (len, head) = if implicit {
+            (rd32(&bytes[p + 4..]), 8)
+        } else {
+            let vr = &bytes[p + 4..p + 6];
+            if explicit_long(vr) {
+                if pos + 12 > n {
+                    return Ok(());
+                }
+                (rd32(&bytes[p + 8..]), 12)
+            } else {
+                (rd16(&bytes[p + 6..]), 8)
+            }
+        };
+        if len == 0xFFFF_FFFF {
+            return Ok(());
+        }
+        if pos + head + len > n {
+            return Err(format!(
+                "element ({:04X},{:04X}) declares {len} bytes but only {} remain",
+                rd16(&bytes[p..]),
+                rd16(&bytes[p + 2..]),
+                n.saturating_sub(pos + head)
+            ));
+        }
+        pos += head + len;
+    }
+    Ok(())
+}
+
 fn read_header(file: usize, name: &Path, bytes: &[u8]) -> Result<Option<SliceHeader>> {
+    check_declared_lengths(bytes)
+        .map_err(|e| dicom_err(name, format!("{e} (truncated or corrupt)")))?;
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .from_reader(Cursor::new(bytes))

@@ -111,12 +111,22 @@ pub fn from_bytes(name: &Path, bytes: &[u8], limits: &Limits) -> Result<CtVolume
     }
     let mut out = limits.reserve(name, dims)?;
 
+    // A forged offset would otherwise size the buffer below (found by fuzzing).
+    if !(header.vox_offset.is_finite() && (0.0..=(1u64 << 30) as f32).contains(&header.vox_offset))
+    {
+        return Err(nifti_err(
+            name,
+            format!("invalid voxel data offset {}", header.vox_offset),
+        ));
+    }
     let needed = (header.vox_offset.max(352.0) as u64)
         .saturating_add(total.saturating_mul(datatype.size_of() as u64));
     let obj = if gz {
         let mut inflated = Vec::new();
+        // Deflate expands at most about 1032:1, so a short stream cannot need more than that.
+        let cap = needed.min((bytes.len() as u64).saturating_mul(1032));
         inflated
-            .try_reserve_exact(needed as usize)
+            .try_reserve_exact(cap as usize)
             .map_err(|_| Error::OutOfMemory {
                 path: name.to_path_buf(),
                 bytes: needed,

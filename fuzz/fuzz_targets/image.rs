@@ -1,0 +1,11 @@
+//! The PNG/JPEG entry point, through format sniffing as the page and CLI do.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use std::path::PathBuf;
+
+use ctscreen::volume::{Limits, load_bytes};
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits { max_voxels: 1 << 22 };
+    let _ = load_bytes(vec![(PathBuf::from("f.png"), data.to_vec())], &limits);
+});

@@ -1,0 +1,60 @@
+// Browser benchmark: drives the page in headless Chromium on WebGPU (SwiftShader here) and on the
+// CPU fallback, and prints per-slice latency (cold = first slice incl. shader compilation, warm =
+// median of the rest), whole-volume time for the 32-slice demo phantom, time from dropping one
+// slice to its result, and the bytes the page transfers. Usage: node tests/e2e/bench.mjs
+// (after scripts/build-web.sh). Figures go to BENCHMARKS.md by hand; compare ratios within a run.
+import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const dist = path.join(root, "dist");
+const slice = path.resolve(root, "../shared/data/medseg-covid/train/images/0.jpg");
+const port = 19000 + Math.floor(Math.random() * 1000);
+const server = spawn("python3", ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", dist], { stdio: "ignore" });
+const origin = `http://127.0.0.1:${port}`;
+await new Promise((r) => setTimeout(r, 800));
+const median = (v) => { const s = [...v].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : NaN; };
+
+async function run(mode) {
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "ctscreen-bench-"));
+  const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic"];
+  if (mode === "webgpu") args.push("--enable-unsafe-webgpu");
+  const ctx = await chromium.launchPersistentContext(userDir, { executablePath: "/usr/bin/chromium", headless: true, args, env: { ...process.env, XDG_RUNTIME_DIR: userDir } });
+  const page = await ctx.newPage();
+  let bytes = 0;
+  page.on("response", async (r) => { try { bytes += (await r.body()).length; } catch { /* redirects */ } });
+  const t0 = Date.now();
+  await page.goto(origin + "/");
+  await page.waitForSelector("body[data-ready='1']", { timeout: 300000 });
+  const readyS = (Date.now() - t0) / 1000;
+  const out = { mode, backend: await page.evaluate(() => document.body.dataset.backend), readyS };
+  let n = 0;
+  // On a software WebGPU adapter a slice takes seconds: there, 4 slices per run, then Cancel.
+  const limit = mode === "webgpu" ? 4 : 32;
+  for (const label of ["cold", "warm"]) {
+    await page.click("#demo");
+    await page.waitForFunction((k) => document.body.dataset.slices === "32" && Number(document.body.dataset.done || 0) >= k, limit, { timeout: 900000 });
+    if (limit < 32) await page.click("#cancel");
+    await page.waitForSelector(`body[data-analyses='${++n}']`, { timeout: 600000 });
+    const t = await page.evaluate(() => window.ctscreenTimings);
+    out[label] = { firstSliceMs: t.sliceMs[0], medianSliceMs: median(t.sliceMs.slice(1)), volumeMs: t.totalMs, slices: t.sliceMs.length };
+  }
+  const tDrop = Date.now();
+  await page.setInputFiles("#file", slice);
+  await page.waitForSelector(`body[data-analyses='${++n}']`, { timeout: 300000 });
+  out.dropToResultS = (Date.now() - tDrop) / 1000;
+  out.transferredMB = bytes / 1e6;
+  await ctx.close();
+  return out;
+}
+
+try {
+  for (const mode of ["webgpu", "cpu"]) console.log(JSON.stringify(await run(mode)));
+} finally {
+  server.kill();
+}
