@@ -37,6 +37,7 @@ async function run(mode) {
   // On a software WebGPU adapter a slice takes seconds: there, 4 slices per run, then Cancel.
   const limit = mode === "webgpu" ? 4 : 32;
   for (const label of ["cold", "warm"]) {
+    await page.evaluate(() => { document.body.dataset.done = "0"; document.body.dataset.slices = ""; });
     await page.click("#demo");
     await page.waitForFunction((k) => document.body.dataset.slices === "32" && Number(document.body.dataset.done || 0) >= k, limit, { timeout: 900000 });
     if (limit < 32) await page.click("#cancel");
