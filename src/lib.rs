@@ -20,6 +20,7 @@
 
 pub mod data;
 pub mod device;
+pub mod dicom_seg;
 pub mod error;
 pub mod evaluate;
 pub mod inference;

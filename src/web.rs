@@ -310,6 +310,25 @@ impl Analyzer {
     }
 }
 
+#[wasm_bindgen]
+impl Analyzer {
+    /// The lesions as a DICOM Segmentation referencing the input series (DICOM input only).
+    pub fn mask_dicom_seg(&mut self) -> Result<Vec<u8>, JsError> {
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        if cur.lung.is_none() {
+            cur.lung = Some(lung_mask(&cur.volume));
+        }
+        let Some(lung) = cur.lung.as_ref() else {
+            return Err(JsError::new("lung mask unavailable"));
+        };
+        let labels = crate::pipeline::lesion_labels(&cur.volume, lung, &cur.results);
+        crate::dicom_seg::write_seg(&cur.volume, &labels).map_err(js)
+    }
+}
+
 /// The volume being viewed and what has been computed for it.
 struct Current {
     name: String,

@@ -425,6 +425,66 @@ fn info_and_analyze_read_every_input_kind() {
             );
         }
     }
+    // DICOM input: a DICOM-SEG referencing the input instance, read back with dicom-rs.
+    let sbu = ct.join("sbu-covid-dicom/A002304/axial/19001231-076.dcm");
+    let seg = dir.join("seg.dcm");
+    let o = ctscreen(&[
+        "analyze",
+        sbu.to_str().unwrap(),
+        "--seg-out",
+        seg.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seg_obj = dicom_object::open_file(&seg).unwrap();
+    let src = dicom_object::open_file(&sbu).unwrap();
+    use dicom_dictionary_std::tags;
+    fn text(o: &dicom_object::InMemDicomObject, t: dicom_object::Tag) -> String {
+        o.element(t)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches('\0')
+            .to_string()
+    }
+    assert_eq!(text(&seg_obj, tags::MODALITY), "SEG");
+    assert_eq!(text(&seg_obj, tags::NUMBER_OF_FRAMES), "2");
+    assert_eq!(
+        text(&seg_obj, tags::STUDY_INSTANCE_UID),
+        text(&src, tags::STUDY_INSTANCE_UID)
+    );
+    let refs = seg_obj
+        .element(tags::REFERENCED_SERIES_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap();
+    assert_eq!(
+        text(&refs[0], tags::SERIES_INSTANCE_UID),
+        text(&src, tags::SERIES_INSTANCE_UID)
+    );
+    let inst = refs[0]
+        .element(tags::REFERENCED_INSTANCE_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap();
+    assert_eq!(
+        text(&inst[0], tags::REFERENCED_SOP_INSTANCE_UID),
+        text(&src, tags::SOP_INSTANCE_UID)
+    );
+    // A NIfTI input cannot have a DICOM-SEG: a clear refusal.
+    assert_clean_failure(
+        &ctscreen(&[
+            "analyze",
+            nii.to_str().unwrap(),
+            "--seg-out",
+            seg.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+        ]),
+        "not DICOM",
+    );
+
     // The mask is on the input's grid: same dims as the NIfTI that was read.
     let bytes = std::fs::read(&mask).unwrap();
     let (h, labels) =

@@ -32,7 +32,7 @@ export function startApp(doc) {
     "overlay", "opacity", "pcovid", "pbar", "pnote", "numbers", "ood", "meta", "warnings",
     "slice-info", "slice-result", "slice-figure", "strip", "wl-lung", "wl-med", "wl-text",
     "progress", "progress-wrap", "progress-text", "cancel", "synthetic", "dl-mask", "dl-png",
-    "dl-json", "print",
+    "dl-json", "print", "dl-seg",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
@@ -78,6 +78,7 @@ export function startApp(doc) {
         win: v.info.hu ? { ...PRESETS.lung } : { width: 255, level: 127.5 },
       };
       ui.synthetic.hidden = !v.synthetic;
+      ui.dlSeg.hidden = v.info.kind !== "dicom";
       ui.wlLung.disabled = ui.wlMed.disabled = !v.info.hu;
       ui.viewer.hidden = false;
       ui.results.hidden = true;
@@ -112,7 +113,8 @@ export function startApp(doc) {
       doc.defaultView.ctscreenTimings = { sliceMs: vol.sliceMs || [], totalMs: msg.ms, loadMs: vol.load_ms, backend: msg.backend };
       doc.body.dataset.analyses = String(Number(doc.body.dataset.analyses || 0) + 1);
     } else if (msg.type === "mask") {
-      download(doc, new Blob([msg.bytes], { type: "application/gzip" }), `${baseName()}-lesions.nii.gz`);
+      if (msg.format === "seg") download(doc, new Blob([msg.bytes], { type: "application/dicom" }), `${baseName()}-lesions-seg.dcm`);
+      else download(doc, new Blob([msg.bytes], { type: "application/gzip" }), `${baseName()}-lesions.nii.gz`);
     } else if (msg.type === "error") {
       showError(msg.message);
       ui.progressWrap.hidden = true;
@@ -236,6 +238,7 @@ export function startApp(doc) {
   });
 
   ui.dlMask.addEventListener("click", () => worker.postMessage({ type: "export-mask" }));
+  ui.dlSeg.addEventListener("click", () => worker.postMessage({ type: "export-seg" }));
   ui.dlPng.addEventListener("click", () => ui.slice.toBlob((b) => b && download(doc, b, `${baseName()}-slice${vol ? vol.z + 1 : 0}.png`)));
   ui.dlJson.addEventListener("click", () => vol?.reportText && download(doc, new Blob([vol.reportText], { type: "application/json" }), `${baseName()}-report.json`));
   ui.print.addEventListener("click", () => window.print());

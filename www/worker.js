@@ -1,5 +1,5 @@
 // The inference worker: owns the wasm module, the model and the current volume.
-// In:  {type: "load", files: [{name, bytes}]} | {type: "demo"} | {type: "cancel"} | {type: "export-mask"}
+// In:  {type: "load", files: [{name, bytes}]} | {type: "demo"} | {type: "cancel"} | {type: "export-mask"} | {type: "export-seg"}
 // Out: {type: "status"|"ready"|"volume"|"slice"|"report"|"mask"|"error"}.
 import init, { Analyzer } from "../pkg/ctscreen.js";
 
@@ -62,7 +62,12 @@ onmessage = async (ev) => {
     await ready;
     if (msg.type === "export-mask") {
       const bytes = analyzer.mask_nifti();
-      postMessage({ type: "mask", bytes }, [bytes.buffer]);
+      postMessage({ type: "mask", bytes, format: "nifti" }, [bytes.buffer]);
+      return;
+    }
+    if (msg.type === "export-seg") {
+      const bytes = analyzer.mask_dicom_seg();
+      postMessage({ type: "mask", bytes, format: "seg" }, [bytes.buffer]);
       return;
     }
     if (msg.type !== "load" && msg.type !== "demo") return;

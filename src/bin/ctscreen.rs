@@ -189,6 +189,9 @@ struct AnalyzeArgs {
     /// input's grid.
     #[arg(long)]
     mask_out: Option<PathBuf>,
+    /// Write the lesions as a DICOM Segmentation referencing the input series (DICOM input).
+    #[arg(long)]
+    seg_out: Option<PathBuf>,
     /// Slices per model batch.
     #[arg(long, default_value_t = 8)]
     batch: usize,
@@ -537,6 +540,11 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     };
     let report = report::build(&ctx, &vol, &lung, &slices);
     let t_report = t2.elapsed().as_secs_f64();
+    if let Some(path) = &a.seg_out {
+        let labels = pipeline::lesion_labels(&vol, &lung, &slices);
+        let bytes = ctscreen::dicom_seg::write_seg(&vol, &labels)?;
+        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
+    }
     if let Some(path) = &a.mask_out {
         let labels = pipeline::lesion_labels(&vol, &lung, &slices);
         let bytes = nii::write_labels_nii_gz(&vol, &labels, "ctscreen lesions 1=GGO 2=cons")?;

@@ -19,6 +19,9 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use super::{AxisMap, CtVolume, InputKind, IntensityScale, Limits, SeriesSummary, VolumeMeta};
 use crate::error::{Error, Result};
 
+/// Grouping key for files without a SeriesInstanceUID.
+const NO_SERIES_UID: &str = "(no series UID)";
+
 /// Air. Padding and values below it (outside the scanner's field of view) are set to this.
 const AIR_HU: f32 = -1024.0;
 
@@ -51,6 +54,8 @@ struct SliceHeader {
     slice_thickness: Option<f64>,
     spacing_between: Option<f64>,
     instance_number: Option<i64>,
+    sop_class_uid: Option<String>,
+    patient_study: Vec<(u16, u16, String, String)>,
 }
 
 fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
@@ -239,8 +244,7 @@ fn read_header(file: usize, name: &Path, bytes: &[u8]) -> Result<Option<SliceHea
         .map(|v| [v[0], v[1]]);
     Ok(Some(SliceHeader {
         file,
-        series_uid: text(&obj, tags::SERIES_INSTANCE_UID)
-            .unwrap_or_else(|| "(no series UID)".into()),
+        series_uid: text(&obj, tags::SERIES_INSTANCE_UID).unwrap_or_else(|| NO_SERIES_UID.into()),
         modality: text(&obj, tags::MODALITY),
         description: text(&obj, tags::SERIES_DESCRIPTION),
         study_date: text(&obj, tags::STUDY_DATE),
@@ -268,6 +272,21 @@ fn read_header(file: usize, name: &Path, bytes: &[u8]) -> Result<Option<SliceHea
             .and_then(|v| v.first().copied())
             .filter(|v| *v > 0.0),
         instance_number: int(&obj, tags::INSTANCE_NUMBER),
+        sop_class_uid: text(&obj, tags::SOP_CLASS_UID),
+        patient_study: [
+            (tags::PATIENT_NAME, "PN"),
+            (tags::PATIENT_ID, "LO"),
+            (tags::PATIENT_BIRTH_DATE, "DA"),
+            (tags::PATIENT_SEX, "CS"),
+            (tags::STUDY_DATE, "DA"),
+            (tags::STUDY_TIME, "TM"),
+            (tags::STUDY_ID, "SH"),
+            (tags::ACCESSION_NUMBER, "SH"),
+            (tags::REFERRING_PHYSICIAN_NAME, "PN"),
+        ]
+        .iter()
+        .filter_map(|(t, vr)| text(&obj, *t).map(|v| (t.0, t.1, vr.to_string(), v)))
+        .collect(),
     }))
 }
 
@@ -535,7 +554,7 @@ pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
             modality: first.modality.clone(),
             series_description: first.description.clone(),
             study_date: first.study_date.clone(),
-            series_uid: Some(chosen_uid.clone()),
+            series_uid: (chosen_uid != NO_SERIES_UID).then(|| chosen_uid.clone()),
             transfer_syntax: Some(ts_name),
             n_files: slices.len(),
             other_series,
@@ -543,6 +562,8 @@ pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
             sop_instance_uids: sop_uids,
             study_uid: first.study_uid.clone(),
             frame_of_reference_uid: first.frame_of_reference_uid.clone(),
+            sop_class_uid: first.sop_class_uid.clone(),
+            patient_study: first.patient_study.clone(),
         },
     }
     .canonicalise())

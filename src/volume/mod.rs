@@ -73,6 +73,13 @@ pub struct VolumeMeta {
     pub study_uid: Option<String>,
     #[serde(skip)]
     pub frame_of_reference_uid: Option<String>,
+    /// SOP Class UID of the loaded slices.
+    #[serde(skip)]
+    pub sop_class_uid: Option<String>,
+    /// Patient and study attributes copied into derived objects (DICOM-SEG): (group, element,
+    /// VR, value).
+    #[serde(skip)]
+    pub patient_study: Vec<(u16, u16, String, String)>,
 }
 
 /// How the canonical voxel axes relate to the input's: canonical axis `a` is input axis

@@ -196,6 +196,10 @@ async function runMode(mode) {
       && rel(r.lung_ml.left, cliSbu.lung_ml.left) < 1e-6 && rel(r.lung_ml.right, cliSbu.lung_ml.right) < 1e-6
       && r.severity === cliSbu.severity && Math.abs(r.p_covid - cliSbu.p_covid) < 0.01
       && Math.abs(r.involvement_pct.total - cliSbu.involvement_pct.total) < 1.0);
+    const [dseg] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-seg")]);
+    const seg = fs.readFileSync(await dseg.path());
+    check(`${mode}: DICOM input offers a DICOM-SEG download that is a Segmentation object (${seg.length} bytes)`,
+      seg.subarray(128, 132).toString() === "DICM" && seg.includes(Buffer.from("1.2.840.10008.5.1.4.1.1.66")));
   }
 
   // The demo: synthetic phantom, visibly labelled (cancelled after a slice on software WebGPU).
