@@ -426,3 +426,87 @@ fn corrupt_bytes_never_panic() {
         }
     }
 }
+
+/// The same synthetic series re-encoded in other transfer syntaxes reads back to the same HU.
+#[test]
+fn transfer_syntaxes_read_back_identically() {
+    use dicom_encoding::TransferSyntaxIndex;
+    use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+    let vol = ctscreen::phantom::chest_phantom(40, 32, 3, 4);
+    let files =
+        ctscreen::volume::dicom::write_series(&vol, "1.2.826.0.1.3680043.9.7434.55").unwrap();
+    let reference = load_bytes(files.clone(), &Limits::default()).unwrap();
+    let mut checked = Vec::new();
+    for (uid, how) in [
+        ("1.2.840.10008.1.2", "rewrite"),      // implicit VR little endian
+        ("1.2.840.10008.1.2.2", "rewrite"),    // explicit VR big endian
+        ("1.2.840.10008.1.2.1.99", "rewrite"), // deflated explicit VR little endian
+        ("1.2.840.10008.1.2.5", "transcode"),  // RLE lossless
+    ] {
+        let mut encoded = Vec::new();
+        for (name, bytes) in &files {
+            let mut obj = dicom_object::OpenFileOptions::new()
+                .from_reader(std::io::Cursor::new(bytes))
+                .unwrap();
+            let ts = TransferSyntaxRegistry.get(uid).unwrap();
+            if how == "rewrite" {
+                obj.meta_mut().set_transfer_syntax(ts);
+            } else {
+                // dicom-rs has no RLE encoder: encode here (PackBits literals, one segment per
+                // byte plane, most significant first), as the standard describes.
+                let px = obj
+                    .element(tags::PIXEL_DATA)
+                    .unwrap()
+                    .to_bytes()
+                    .unwrap()
+                    .to_vec();
+                let plane = |hi: bool| -> Vec<u8> {
+                    let bytes: Vec<u8> = px
+                        .chunks_exact(2)
+                        .map(|p| if hi { p[1] } else { p[0] })
+                        .collect();
+                    let mut seg = Vec::new();
+                    for chunk in bytes.chunks(128) {
+                        seg.push((chunk.len() - 1) as u8);
+                        seg.extend_from_slice(chunk);
+                    }
+                    if seg.len() % 2 == 1 {
+                        seg.push(0x80); // PackBits no-op, to keep the segment even
+                    }
+                    seg
+                };
+                let (s1, s2) = (plane(true), plane(false));
+                let mut rle = vec![0u8; 64];
+                rle[0..4].copy_from_slice(&2u32.to_le_bytes());
+                rle[4..8].copy_from_slice(&64u32.to_le_bytes());
+                rle[8..12].copy_from_slice(&(64 + s1.len() as u32).to_le_bytes());
+                rle.extend_from_slice(&s1);
+                rle.extend_from_slice(&s2);
+                obj.put(DataElement::new(
+                    tags::PIXEL_DATA,
+                    VR::OB,
+                    dicom_core::value::PixelFragmentSequence::new(Vec::<u32>::new(), vec![rle]),
+                ));
+                obj.meta_mut().set_transfer_syntax(ts);
+            }
+            let mut out = Vec::new();
+            obj.write_all(&mut out)
+                .unwrap_or_else(|e| panic!("write {uid}: {e}"));
+            encoded.push((name.clone(), out));
+        }
+        let v = load_bytes(encoded, &Limits::default())
+            .unwrap_or_else(|e| panic!("{uid} should load: {e}"));
+        assert_eq!(v.dims, reference.dims, "{uid}");
+        assert!(v.voxels == reference.voxels, "{uid}: voxels differ");
+        assert!(
+            v.meta
+                .transfer_syntax
+                .as_deref()
+                .unwrap_or("")
+                .contains(uid),
+            "{uid}"
+        );
+        checked.push(uid);
+    }
+    assert_eq!(checked.len(), 4);
+}
