@@ -99,16 +99,7 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
         .unwrap_or_else(|| CT_IMAGE_STORAGE.into());
 
     let a = &vol.affine;
-    let norm = |c: usize| (a[0][c].powi(2) + a[1][c].powi(2) + a[2][c].powi(2)).sqrt();
-    let (sx, sy, sz) = (norm(0), norm(1), norm(2));
-    let iop = [
-        a[0][0] / sx,
-        a[1][0] / sx,
-        a[2][0] / sx,
-        a[0][1] / sy,
-        a[1][1] / sy,
-        a[2][1] / sy,
-    ];
+    let ([sx, sy, sz], iop) = vol.orientation();
     let seg_series_uid = derived_uid(&[series_uid.as_bytes(), b"seg-series"]);
     let seg_uid = derived_uid(&[series_uid.as_bytes(), labels, b"seg-instance"]);
 

@@ -449,7 +449,7 @@ fn otsu(values: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volume::{AxisMap, InputKind, VolumeMeta};
+    use crate::volume::InputKind;
 
     /// A synthetic chest: a soft-tissue ellipse body in air, two lung ellipses at −850 HU with
     /// a vessel (+40 HU) inside each.
@@ -479,18 +479,14 @@ mod tests {
             [0.0, 0.7, 0.0, 0.0],
             [0.0, 0.0, 2.0, 0.0],
         ];
-        CtVolume {
-            voxels: v,
+        CtVolume::new(
+            v,
             dims,
-            spacing_mm: [0.7, 0.7, 2.0],
-            spacing_known: true,
+            [0.7, 0.7, 2.0],
             affine,
-            axis_map: AxisMap::identity(dims),
-            input_affine: affine,
-            scale: IntensityScale::Hounsfield,
-            kind: InputKind::Nifti,
-            meta: VolumeMeta::default(),
-        }
+            IntensityScale::Hounsfield,
+            InputKind::Nifti,
+        )
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and the benchmark's large input. Clearly labelled synthetic wherever it is shown.
 
 use crate::rng::Rng;
-use crate::volume::{AxisMap, CtVolume, InputKind, IntensityScale, VolumeMeta};
+use crate::volume::{CtVolume, InputKind, IntensityScale, VolumeMeta};
 
 /// Shown wherever the phantom appears.
 pub const SYNTHETIC_LABEL: &str = "SYNTHETIC PHANTOM: generated, not a patient";
@@ -82,24 +82,21 @@ pub fn chest_phantom(nx: usize, ny: usize, nz: usize, seed: u64) -> CtVolume {
         [0.0, spacing[1], 0.0, -0.35 * ny as f64],
         [0.0, 0.0, spacing[2], 0.0],
     ];
-    CtVolume {
-        voxels: v,
+    let mut vol = CtVolume::new(
+        v,
         dims,
-        spacing_mm: spacing,
-        spacing_known: true,
+        spacing,
         affine,
-        axis_map: AxisMap::identity(dims),
-        input_affine: affine,
-        scale: IntensityScale::Hounsfield,
-        kind: InputKind::Synthetic,
-        meta: VolumeMeta {
-            modality: Some("CT".into()),
-            series_description: Some(SYNTHETIC_LABEL.into()),
-            n_files: 0,
-            warnings: vec![SYNTHETIC_LABEL.into()],
-            ..Default::default()
-        },
-    }
+        IntensityScale::Hounsfield,
+        InputKind::Synthetic,
+    );
+    vol.meta = VolumeMeta {
+        modality: Some("CT".into()),
+        series_description: Some(SYNTHETIC_LABEL.into()),
+        warnings: vec![SYNTHETIC_LABEL.into()],
+        ..Default::default()
+    };
+    vol
 }
 
 #[cfg(test)]

@@ -321,7 +321,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volume::{AxisMap, IntensityScale, VolumeMeta};
+    use crate::volume::IntensityScale;
 
     fn volume(dims: [usize; 3], spacing: [f64; 3], x_sign: f64) -> CtVolume {
         let affine = [
@@ -329,18 +329,14 @@ mod tests {
             [0.0, spacing[1], 0.0, 0.0],
             [0.0, 0.0, spacing[2], 0.0],
         ];
-        CtVolume {
-            voxels: vec![0.0; dims.iter().product()],
+        CtVolume::new(
+            vec![0.0; dims.iter().product()],
             dims,
-            spacing_mm: spacing,
-            spacing_known: true,
+            spacing,
             affine,
-            axis_map: AxisMap::identity(dims),
-            input_affine: affine,
-            scale: IntensityScale::Hounsfield,
-            kind: InputKind::Nifti,
-            meta: VolumeMeta::default(),
-        }
+            IntensityScale::Hounsfield,
+            InputKind::Nifti,
+        )
     }
 
     /// Left half of every slice is one lung side, right half the other; `lesion_cols` columns

@@ -250,13 +250,7 @@ impl Analyzer {
     pub fn report(&mut self) -> Result<JsValue, JsError> {
         let backend = self.loaded.backend.to_string();
         let model = self.config.version.clone();
-        let cur = self
-            .current
-            .as_mut()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        if cur.lung.is_none() {
-            cur.lung = Some(lung_mask(&cur.volume));
-        }
+        let cur = self.current_with_lung()?;
         let Some(lung) = cur.lung.as_ref() else {
             return Err(JsError::new("lung mask unavailable"));
         };
@@ -273,58 +267,16 @@ impl Analyzer {
         Ok(JsValue::from_str(&json))
     }
 
-    /// The lung mask of slice `z` (0 outside, 1 right, 2 left), for the viewer's outline.
-    pub fn lung_slice(&mut self, z: usize) -> Result<Vec<u8>, JsError> {
-        let cur = self
-            .current
-            .as_mut()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        if z >= cur.volume.dims[2] {
-            return Err(JsError::new("slice out of range"));
-        }
-        if cur.lung.is_none() {
-            cur.lung = Some(lung_mask(&cur.volume));
-        }
-        Ok(cur
-            .lung
-            .as_ref()
-            .map(|l| l.slice(&cur.volume, z).to_vec())
-            .unwrap_or_default())
-    }
-
     /// The lesion mask (1 GGO, 2 consolidation, inside the lungs) as `.nii.gz` bytes on the
     /// input's grid and orientation.
     pub fn mask_nifti(&mut self) -> Result<Vec<u8>, JsError> {
-        let cur = self
-            .current
-            .as_mut()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        if cur.lung.is_none() {
-            cur.lung = Some(lung_mask(&cur.volume));
-        }
-        let Some(lung) = cur.lung.as_ref() else {
-            return Err(JsError::new("lung mask unavailable"));
-        };
-        let labels = crate::pipeline::lesion_labels(&cur.volume, lung, &cur.results);
+        let (cur, labels) = self.lesion_labels()?;
         write_labels_nii_gz(&cur.volume, &labels, "ctscreen lesions 1=GGO 2=cons").map_err(js)
     }
-}
 
-#[wasm_bindgen]
-impl Analyzer {
     /// The lesions as a DICOM Segmentation referencing the input series (DICOM input only).
     pub fn mask_dicom_seg(&mut self) -> Result<Vec<u8>, JsError> {
-        let cur = self
-            .current
-            .as_mut()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        if cur.lung.is_none() {
-            cur.lung = Some(lung_mask(&cur.volume));
-        }
-        let Some(lung) = cur.lung.as_ref() else {
-            return Err(JsError::new("lung mask unavailable"));
-        };
-        let labels = crate::pipeline::lesion_labels(&cur.volume, lung, &cur.results);
+        let (cur, labels) = self.lesion_labels()?;
         crate::dicom_seg::write_seg(&cur.volume, &labels).map_err(js)
     }
 }
@@ -338,6 +290,29 @@ struct Current {
 }
 
 impl Analyzer {
+    /// The current volume with its lung mask, computed on first use.
+    fn current_with_lung(&mut self) -> Result<&Current, JsError> {
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        if cur.lung.is_none() {
+            cur.lung = Some(lung_mask(&cur.volume));
+        }
+        Ok(cur)
+    }
+
+    /// The lesion label map of what has been analysed so far (inside the lungs).
+    fn lesion_labels(&mut self) -> Result<(&Current, Vec<u8>), JsError> {
+        let cur = self.current_with_lung()?;
+        let lung = cur
+            .lung
+            .as_ref()
+            .ok_or_else(|| JsError::new("lung mask unavailable"))?;
+        let labels = crate::pipeline::lesion_labels(&cur.volume, lung, &cur.results);
+        Ok((cur, labels))
+    }
+
     fn current_volume(&self) -> Result<&CtVolume, JsError> {
         self.current
             .as_ref()

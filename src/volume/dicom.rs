@@ -724,8 +724,7 @@ pub fn write_series(vol: &CtVolume, series_uid: &str) -> Result<Vec<(PathBuf, Ve
     const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
     let [nx, ny, nz] = vol.dims;
     let a = &vol.affine;
-    let norm = |c: usize| (a[0][c].powi(2) + a[1][c].powi(2) + a[2][c].powi(2)).sqrt();
-    let (sx, sy) = (norm(0), norm(1));
+    let ([sx, sy, sz], iop) = vol.orientation();
     let ds = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x:.6}"))
@@ -736,14 +735,6 @@ pub fn write_series(vol: &CtVolume, series_uid: &str) -> Result<Vec<(PathBuf, Ve
     for z in 0..nz {
         let sop = format!("{series_uid}.{}", z + 1);
         let pos: Vec<f64> = (0..3).map(|r| a[r][2] * z as f64 + a[r][3]).collect();
-        let iop = [
-            a[0][0] / sx,
-            a[1][0] / sx,
-            a[2][0] / sx,
-            a[0][1] / sy,
-            a[1][1] / sy,
-            a[2][1] / sy,
-        ];
         let pixels: Vec<i16> = vol
             .slice(z)
             .iter()
@@ -760,7 +751,7 @@ pub fn write_series(vol: &CtVolume, series_uid: &str) -> Result<Vec<(PathBuf, Ve
             DataElement::new(tags::IMAGE_POSITION_PATIENT, VR::DS, ds(&pos)),
             DataElement::new(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, ds(&iop)),
             DataElement::new(tags::PIXEL_SPACING, VR::DS, ds(&[sy, sx])),
-            DataElement::new(tags::SLICE_THICKNESS, VR::DS, ds(&[norm(2)])),
+            DataElement::new(tags::SLICE_THICKNESS, VR::DS, ds(&[sz])),
             DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)),
             DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
             DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(ny as u16)),

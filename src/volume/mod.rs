@@ -259,6 +259,47 @@ impl Limits {
 }
 
 impl CtVolume {
+    /// A volume in the file's own axis order (not yet canonicalised), with physical spacing and
+    /// no metadata: the readers, the phantom and the tests start here.
+    pub fn new(
+        voxels: Vec<f32>,
+        dims: [usize; 3],
+        spacing_mm: [f64; 3],
+        affine: Affine,
+        scale: IntensityScale,
+        kind: InputKind,
+    ) -> Self {
+        CtVolume {
+            voxels,
+            dims,
+            spacing_mm,
+            spacing_known: true,
+            affine,
+            axis_map: AxisMap::identity(dims),
+            input_affine: affine,
+            scale,
+            kind,
+            meta: VolumeMeta::default(),
+        }
+    }
+
+    /// Voxel size along each axis (norms of the affine's columns) and the in-plane direction
+    /// cosines as DICOM's ImageOrientationPatient (row direction, then column direction).
+    pub fn orientation(&self) -> ([f64; 3], [f64; 6]) {
+        let a = &self.affine;
+        let norm = |c: usize| (a[0][c].powi(2) + a[1][c].powi(2) + a[2][c].powi(2)).sqrt();
+        let s = [norm(0), norm(1), norm(2)];
+        let iop = [
+            a[0][0] / s[0],
+            a[1][0] / s[0],
+            a[2][0] / s[0],
+            a[0][1] / s[1],
+            a[1][1] / s[1],
+            a[2][1] / s[1],
+        ];
+        (s, iop)
+    }
+
     /// Number of voxels in one axial slice.
     pub fn slice_len(&self) -> usize {
         self.dims[0] * self.dims[1]
@@ -550,18 +591,14 @@ mod tests {
             [2.0, 0.0, 0.0, 100.0],
         ];
         let voxels: Vec<f32> = (0..24).map(|v| v as f32).collect();
-        let vol = CtVolume {
-            voxels: voxels.clone(),
+        let vol = CtVolume::new(
+            voxels.clone(),
             dims,
-            spacing_mm: [2.0, 0.5, 0.8],
-            spacing_known: true,
+            [2.0, 0.5, 0.8],
             affine,
-            axis_map: AxisMap::identity(dims),
-            input_affine: affine,
-            scale: IntensityScale::Hounsfield,
-            kind: InputKind::Nifti,
-            meta: VolumeMeta::default(),
-        }
+            IntensityScale::Hounsfield,
+            InputKind::Nifti,
+        )
         .canonicalise();
         assert_eq!(vol.dims, [3, 4, 2]);
         assert_eq!(vol.spacing_mm, [0.5, 0.8, 2.0]);

@@ -490,18 +490,14 @@ mod tests {
             [0.0, 0.7, 0.0, -120.0],
             [0.0, 0.0, 2.5, 30.0],
         ];
-        CtVolume {
-            voxels: (0..24).map(|v| v as f32 * 10.0 - 1000.0).collect(),
+        CtVolume::new(
+            (0..24).map(|v| v as f32 * 10.0 - 1000.0).collect(),
             dims,
-            spacing_mm: [0.7, 0.7, 2.5],
-            spacing_known: true,
+            [0.7, 0.7, 2.5],
             affine,
-            axis_map: AxisMap::identity(dims),
-            input_affine: affine,
-            scale: IntensityScale::Hounsfield,
-            kind: InputKind::Dicom,
-            meta: VolumeMeta::default(),
-        }
+            IntensityScale::Hounsfield,
+            InputKind::Dicom,
+        )
     }
 
     #[test]
