@@ -110,7 +110,7 @@ export function startApp(doc) {
       render();
       ui.status.textContent = `${msg.cancelled ? "Cancelled" : "Done"}: ${vol.name}, ${vol.report.slices.length} slice(s) in ${msg.ms.toFixed(0)} ms on ${msg.backend}.`;
       // Timings for the benchmark script (tests/e2e/bench.mjs).
-      doc.defaultView.ctscreenTimings = { sliceMs: vol.sliceMs || [], totalMs: msg.ms, loadMs: vol.load_ms, backend: msg.backend };
+      doc.defaultView.ctscreenTimings = { sliceMs: vol.sliceMs || [], totalMs: msg.ms, reportMs: msg.reportMs, loadMs: vol.load_ms, backend: msg.backend };
       doc.body.dataset.analyses = String(Number(doc.body.dataset.analyses || 0) + 1);
     } else if (msg.type === "mask") {
       if (msg.format === "seg") download(doc, new Blob([msg.bytes], { type: "application/dicom" }), `${baseName()}-lesions-seg.dcm`);

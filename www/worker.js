@@ -51,8 +51,10 @@ async function analyseAll(view, id) {
     await new Promise((r) => setTimeout(r, 0));
   }
   const cancelled = id !== runId;
-  const report = analyzer.report();
-  postMessage({ type: "report", report, cancelled, ms: performance.now() - t0, backend: analyzer.backend() });
+  const tReport = performance.now();
+  const report = analyzer.report(); // includes the lung mask, computed here on first use
+  const reportMs = performance.now() - tReport;
+  postMessage({ type: "report", report, cancelled, ms: performance.now() - t0, reportMs, backend: analyzer.backend() });
 }
 
 onmessage = async (ev) => {

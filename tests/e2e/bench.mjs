@@ -43,7 +43,8 @@ async function run(mode) {
     if (limit < 32) await page.click("#cancel");
     await page.waitForSelector(`body[data-analyses='${++n}']`, { timeout: 600000 });
     const t = await page.evaluate(() => window.ctscreenTimings);
-    out[label] = { firstSliceMs: t.sliceMs[0], medianSliceMs: median(t.sliceMs.slice(1)), volumeMs: t.totalMs, slices: t.sliceMs.length };
+    out[label] = { firstSliceMs: t.sliceMs[0], medianSliceMs: median(t.sliceMs.slice(1)), volumeMs: t.totalMs,
+      lungMaskAndReportMs: t.reportMs, loadMs: t.loadMs, slices: t.sliceMs.length };
   }
   const tDrop = Date.now();
   await page.setInputFiles("#file", slice);
