@@ -236,6 +236,10 @@ struct BenchVolumeArgs {
     size: usize,
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// Keep the synthetic inputs in this folder (for the browser benchmark) instead of deleting
+    /// them.
+    #[arg(long)]
+    keep_inputs: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -601,7 +605,9 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
 fn bench_volume(a: BenchVolumeArgs) -> Result<()> {
     let limits = Limits::default();
     let phantom = chest_phantom(a.size, a.size, a.slices, 5);
-    let tmp = std::env::temp_dir().join(format!("ctscreen-bench-{}", std::process::id()));
+    let tmp = a.keep_inputs.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("ctscreen-bench-{}", std::process::id()))
+    });
     let series_dir = tmp.join("series");
     std::fs::create_dir_all(&series_dir).map_err(|e| Error::io(&series_dir, e))?;
     for (name, bytes) in volume::dicom::write_series(&phantom, "1.2.826.0.1.3680043.9.7434.99")? {
@@ -682,7 +688,9 @@ fn bench_volume(a: BenchVolumeArgs) -> Result<()> {
             "lung_ml": report.lung_ml, "severity": report.severity,
         })
     );
-    let _ = std::fs::remove_dir_all(&tmp);
+    if a.keep_inputs.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const dist = path.join(root, "dist");
+const dist = process.env.CTSCREEN_DIST || path.join(root, "dist");
 const slice = path.resolve(root, "../shared/data/medseg-covid/train/images/0.jpg");
 const port = 19000 + Math.floor(Math.random() * 1000);
 const server = spawn("python3", ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", dist], { stdio: "ignore" });
@@ -26,8 +26,11 @@ async function run(mode) {
   if (mode === "webgpu") args.push("--enable-unsafe-webgpu");
   const ctx = await chromium.launchPersistentContext(userDir, { executablePath: "/usr/bin/chromium", headless: true, args, env: { ...process.env, XDG_RUNTIME_DIR: userDir } });
   const page = await ctx.newPage();
-  let bytes = 0;
-  page.on("response", async (r) => { try { bytes += (await r.body()).length; } catch { /* redirects */ } });
+  // Bytes served for every same-origin URL the page and its worker asked for (once per URL; the
+  // worker's fetches reach the context, not the page; sizes from dist/, as the server sends them
+  // uncompressed).
+  const urls = new Set();
+  ctx.on("request", (r) => { if (r.url().startsWith(origin)) urls.add(new URL(r.url()).pathname); });
   const t0 = Date.now();
   await page.goto(origin + "/");
   await page.waitForSelector("body[data-ready='1']", { timeout: 300000 });
@@ -46,17 +49,34 @@ async function run(mode) {
     out[label] = { firstSliceMs: t.sliceMs[0], medianSliceMs: median(t.sliceMs.slice(1)), volumeMs: t.totalMs,
       lungMaskAndReportMs: t.reportMs, loadMs: t.loadMs, slices: t.sliceMs.length };
   }
+  // Load times in wasm for the synthetic 512²×300 inputs of `ctscreen bench-volume --keep-inputs DIR`
+  // (CPU path only; the run is cancelled right after loading).
+  const inputs = process.env.CTSCREEN_BENCH_INPUTS;
+  if (inputs && mode === "cpu") {
+    out.loads = {};
+    const series = fs.readdirSync(path.join(inputs, "series")).sort().map((f) => path.join(inputs, "series", f));
+    for (const [label, files] of [["dicom series 512²×300", series], ["nii 512²×300", [path.join(inputs, "phantom.nii")]], ["nii.gz 512²×300", [path.join(inputs, "phantom.nii.gz")]]]) {
+      await page.evaluate(() => { document.body.dataset.slices = ""; });
+      await page.setInputFiles("#file", files);
+      await page.waitForFunction(() => document.body.dataset.slices === "300", null, { timeout: 300000 });
+      await page.click("#cancel");
+      await page.waitForSelector(`body[data-analyses='${++n}']`, { timeout: 300000 });
+      out.loads[label] = await page.evaluate(() => window.ctscreenTimings.loadMs);
+    }
+  }
   const tDrop = Date.now();
   await page.setInputFiles("#file", slice);
   await page.waitForSelector(`body[data-analyses='${++n}']`, { timeout: 300000 });
   out.dropToResultS = (Date.now() - tDrop) / 1000;
-  out.transferredMB = bytes / 1e6;
+  out.transferredMB = [...urls].map((u) => path.join(dist, u === "/" ? "index.html" : decodeURIComponent(u)))
+    .filter((f) => fs.existsSync(f) && fs.statSync(f).isFile())
+    .reduce((a, f) => a + fs.statSync(f).size, 0) / 1e6;
   await ctx.close();
   return out;
 }
 
 try {
-  for (const mode of ["webgpu", "cpu"]) console.log(JSON.stringify(await run(mode)));
+  for (const mode of (process.env.CTSCREEN_MODES || "webgpu,cpu").split(",")) console.log(JSON.stringify(await run(mode)));
 } finally {
   server.kill();
 }
