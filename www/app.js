@@ -141,6 +141,7 @@ export function startApp(doc) {
     const s = vol.slices[z];
     drawRgba(ui.slice, composeRgba(grey, ui.overlay.checked && s ? s.classes : null, Number(ui.opacity.value)), nx, ny);
     if (s && s.recon.length) drawRgba(ui.recon, composeRgba(s.recon, null, 0), s.size, s.size);
+    else ui.recon.getContext("2d").clearRect(0, 0, ui.recon.width, ui.recon.height); // not analysed: no stale image
     const pos = vol.positions_mm[z];
     ui.sliceInfo.textContent = `slice ${z + 1} / ${nz}` + (pos != null ? ` · z = ${pos.toFixed(1)} mm` : "");
     doc.body.dataset.z = String(z);
