@@ -160,10 +160,13 @@ export function startApp(doc) {
     const p = r.p_covid;
     ui.pcovid.textContent = Number.isFinite(p) ? p.toFixed(2) : "n/a";
     ui.pbar.style.width = `${(100 * (p || 0)).toFixed(1)}%`;
-    ui.pnote.textContent = p >= 0.3 && p <= 0.7
+    const extensive = (r.involvement_pct.total ?? 0) >= 25;
+    ui.pnote.textContent = (p >= 0.3 && p <= 0.7
       ? "The model is uncertain about this scan."
       : p > 0.7 ? "The model finds COVID-19-like patterns; this is not a diagnosis."
-        : "The model finds few COVID-19-like patterns; this does not rule COVID-19 out.";
+        : "The model finds few COVID-19-like patterns; this does not rule COVID-19 out.")
+      // The two heads are trained separately and can disagree; say so rather than pick one.
+      + (extensive && p < 0.5 ? " Note: the segmentation outlines lesions in a large share of the lung although the classifier's score is low — the two disagree; read the scan." : "");
     const pct = (v) => (v == null ? "n/a" : `${v.toFixed(1)} %`);
     const inv = r.involvement_pct;
     const amounts = r.lung_ml
