@@ -278,16 +278,38 @@ fn remove_outside_air(
     pure: f32,
     region: &mut Vec<usize>,
 ) {
+    clear_edge_regions(s, nx, ny, region, |r| {
+        r.iter().filter(|&&i| vals[i] <= pure).count() * 3 > r.len()
+    });
+}
+
+/// Set to 0 every 1-pixel 4-connected to the slice's edge.
+fn remove_border_connected(s: &mut [u8], nx: usize, ny: usize) {
+    clear_edge_regions(s, nx, ny, &mut Vec::new(), |_| true);
+}
+
+/// For each 4-connected region of 1-pixels touching the slice's edge, set it to 0 when
+/// `remove(pixels)` says so, else leave it 1. `region` is reused between calls.
+fn clear_edge_regions(
+    s: &mut [u8],
+    nx: usize,
+    ny: usize,
+    region: &mut Vec<usize>,
+    mut remove: impl FnMut(&[usize]) -> bool,
+) {
+    const SEEN: u8 = 3;
+    const KEPT: u8 = 4;
     let mut stack = Vec::new();
-    let border = (0..nx)
+    let border: Vec<usize> = (0..nx)
         .flat_map(|x| [x, (ny - 1) * nx + x])
-        .chain((0..ny).flat_map(|y| [y * nx, y * nx + nx - 1]));
-    for seed in border.collect::<Vec<_>>() {
+        .chain((0..ny).flat_map(|y| [y * nx, y * nx + nx - 1]))
+        .collect();
+    for seed in border {
         if s[seed] != 1 {
             continue;
         }
         region.clear();
-        s[seed] = 3;
+        s[seed] = SEEN;
         stack.push(seed);
         while let Some(i) = stack.pop() {
             region.push(i);
@@ -299,54 +321,19 @@ fn remove_outside_air(
                 (y + 1 < ny, i + nx),
             ] {
                 if ok && s[j] == 1 {
-                    s[j] = 3;
+                    s[j] = SEEN;
                     stack.push(j);
                 }
             }
         }
-        let n_pure = region.iter().filter(|&&i| vals[i] <= pure).count();
-        let outside = n_pure * 3 > region.len();
+        let mark = if remove(region) { 0 } else { KEPT };
         for &i in region.iter() {
-            s[i] = if outside { 0 } else { 4 };
+            s[i] = mark;
         }
     }
     for v in s.iter_mut() {
-        if *v == 4 {
+        if *v == KEPT {
             *v = 1;
-        }
-    }
-}
-
-/// Set to 0 every 1-pixel 4-connected to the slice's edge.
-fn remove_border_connected(s: &mut [u8], nx: usize, ny: usize) {
-    let mut stack = Vec::new();
-    let push = |i: usize, s: &mut [u8], stack: &mut Vec<usize>| {
-        if s[i] == 1 {
-            s[i] = 0;
-            stack.push(i);
-        }
-    };
-    for x in 0..nx {
-        push(x, s, &mut stack);
-        push((ny - 1) * nx + x, s, &mut stack);
-    }
-    for y in 0..ny {
-        push(y * nx, s, &mut stack);
-        push(y * nx + nx - 1, s, &mut stack);
-    }
-    while let Some(i) = stack.pop() {
-        let (x, y) = (i % nx, i / nx);
-        if x > 0 {
-            push(i - 1, s, &mut stack);
-        }
-        if x + 1 < nx {
-            push(i + 1, s, &mut stack);
-        }
-        if y > 0 {
-            push(i - nx, s, &mut stack);
-        }
-        if y + 1 < ny {
-            push(i + nx, s, &mut stack);
         }
     }
 }

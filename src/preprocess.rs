@@ -214,12 +214,6 @@ pub const LUNG_WINDOW: Window = Window {
     level: -600.0,
 };
 
-/// The mediastinum window (W 350 / L 40), for the viewer.
-pub const MEDIASTINUM_WINDOW: Window = Window {
-    width: 350.0,
-    level: 40.0,
-};
-
 /// A display window in HU.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {

@@ -3,6 +3,8 @@
 //! design: everything here calls the same pipeline as the CLI, and every exported function
 //! returns `Result<_, JsError>` so that bad input becomes a message, never a dead page.
 
+use std::cell::OnceCell;
+
 use burn::prelude::*;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -239,29 +241,27 @@ impl Analyzer {
             ms: now_ms() - t0,
         };
         if let Some(cur) = self.current.as_mut() {
-            cur.results.retain(|r| r.z != z);
-            cur.results.push(result);
+            // Kept in z order, so the report and exports read them without copying or sorting.
+            match cur.results.binary_search_by_key(&z, |r| r.z) {
+                Ok(i) => cur.results[i] = result,
+                Err(i) => cur.results.insert(i, result),
+            }
         }
         serde_wasm_bindgen::to_value(&view).map_err(js)
     }
 
     /// The report over the slices analysed so far (all of them unless cancelled), with the lung
     /// mask computed on first use.
-    pub fn report(&mut self) -> Result<JsValue, JsError> {
+    pub fn report(&self) -> Result<JsValue, JsError> {
         let backend = self.loaded.backend.to_string();
         let model = self.config.version.clone();
-        let cur = self.current_with_lung()?;
-        let Some(lung) = cur.lung.as_ref() else {
-            return Err(JsError::new("lung mask unavailable"));
-        };
-        let mut results = cur.results.clone();
-        results.sort_by_key(|r| r.z);
+        let (cur, lung) = self.current_with_lung()?;
         let ctx = ReportContext {
             input: &cur.name,
             model: &model,
             backend: &backend,
         };
-        let report = crate::report::build(&ctx, &cur.volume, lung, &results);
+        let report = crate::report::build(&ctx, &cur.volume, lung, &cur.results);
         // JSON text, so the page can offer it for download byte for byte as shown.
         let json = serde_json::to_string_pretty(&report).map_err(js)?;
         Ok(JsValue::from_str(&json))
@@ -269,13 +269,13 @@ impl Analyzer {
 
     /// The lesion mask (1 GGO, 2 consolidation, inside the lungs) as `.nii.gz` bytes on the
     /// input's grid and orientation.
-    pub fn mask_nifti(&mut self) -> Result<Vec<u8>, JsError> {
+    pub fn mask_nifti(&self) -> Result<Vec<u8>, JsError> {
         let (cur, labels) = self.lesion_labels()?;
         write_labels_nii_gz(&cur.volume, &labels, "ctscreen lesions 1=GGO 2=cons").map_err(js)
     }
 
     /// The lesions as a DICOM Segmentation referencing the input series (DICOM input only).
-    pub fn mask_dicom_seg(&mut self) -> Result<Vec<u8>, JsError> {
+    pub fn mask_dicom_seg(&self) -> Result<Vec<u8>, JsError> {
         let (cur, labels) = self.lesion_labels()?;
         crate::dicom_seg::write_seg(&cur.volume, &labels).map_err(js)
     }
@@ -285,30 +285,25 @@ impl Analyzer {
 struct Current {
     name: String,
     volume: CtVolume,
+    /// Analysed slices, in z order.
     results: Vec<SliceResult>,
-    lung: Option<LungMask>,
+    /// Computed on first use (report or export), not at load: it is not needed to view.
+    lung: OnceCell<LungMask>,
 }
 
 impl Analyzer {
     /// The current volume with its lung mask, computed on first use.
-    fn current_with_lung(&mut self) -> Result<&Current, JsError> {
+    fn current_with_lung(&self) -> Result<(&Current, &LungMask), JsError> {
         let cur = self
             .current
-            .as_mut()
+            .as_ref()
             .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        if cur.lung.is_none() {
-            cur.lung = Some(lung_mask(&cur.volume));
-        }
-        Ok(cur)
+        Ok((cur, cur.lung.get_or_init(|| lung_mask(&cur.volume))))
     }
 
     /// The lesion label map of what has been analysed so far (inside the lungs).
-    fn lesion_labels(&mut self) -> Result<(&Current, Vec<u8>), JsError> {
-        let cur = self.current_with_lung()?;
-        let lung = cur
-            .lung
-            .as_ref()
-            .ok_or_else(|| JsError::new("lung mask unavailable"))?;
+    fn lesion_labels(&self) -> Result<(&Current, Vec<u8>), JsError> {
+        let (cur, lung) = self.current_with_lung()?;
         let labels = crate::pipeline::lesion_labels(&cur.volume, lung, &cur.results);
         Ok((cur, labels))
     }
@@ -340,7 +335,7 @@ impl Analyzer {
             name,
             volume: vol,
             results: Vec::new(),
-            lung: None,
+            lung: OnceCell::new(),
         });
         serde_wasm_bindgen::to_value(&view).map_err(js)
     }
