@@ -1,7 +1,32 @@
 // Bundles www/ into dist/: the page script, the inference worker (which owns the wasm module),
 // and copies the static page, styles and model files. Everything is served from one origin.
+const crypto = require("crypto");
+const fs = require("fs");
 const path = require("path");
 const CopyPlugin = require("copy-webpack-plugin");
+
+// The service worker's cache is named after a hash of everything it precaches (sources of the
+// bundles, the wasm engine, the model), so a new model or engine installs as a new, complete
+// cache instead of being mixed file by file with the old one.
+const hashed = [
+  "www", "pkg/ctscreen_bg.wasm", "pkg/ctscreen.js",
+  "models/ctscreen-v1/config.json", "models/ctscreen-v1/model.bpk",
+];
+function buildHash() {
+  const h = crypto.createHash("sha256");
+  const add = (p) => {
+    const full = path.resolve(__dirname, p);
+    if (!fs.existsSync(full)) return;
+    if (fs.statSync(full).isDirectory()) {
+      for (const name of fs.readdirSync(full).sort()) add(path.join(p, name));
+    } else {
+      h.update(p);
+      h.update(fs.readFileSync(full));
+    }
+  };
+  hashed.forEach(add);
+  return h.digest("hex").slice(0, 16);
+}
 
 module.exports = {
   entry: "./www/index.js",
@@ -20,7 +45,11 @@ module.exports = {
       patterns: [
         { from: "www/index.html", to: "index.html" },
         { from: "www/style.css", to: "style.css" },
-        { from: "www/sw.js", to: "sw.js" },
+        {
+          from: "www/sw.js",
+          to: "sw.js",
+          transform: (content) => content.toString().replace("__BUILD_HASH__", buildHash()),
+        },
         { from: "www/manifest.webmanifest", to: "manifest.webmanifest" },
         { from: "models/ctscreen-v1/config.json", to: "models/ctscreen-v1/config.json" },
         { from: "models/ctscreen-v1/model.bpk", to: "models/ctscreen-v1/model.bpk" },

@@ -1,13 +1,18 @@
 // Service worker: after one visit the page, the engine and the model work offline. Same-origin
-// GETs only; everything is served cache-first and refreshed in the background when online.
-const CACHE = "ctscreen-v1";
+// GETs only, served cache-first. The cache is versioned by a hash of the build (webpack writes it
+// in), so that the page, the wasm engine and the model always come from one build: a new build
+// changes this file, the browser installs the new worker, which fetches a complete new cache and
+// drops the old one when it takes over.
+const CACHE = "ctscreen-__BUILD_HASH__";
 const PRECACHE = [
   "./", "index.html", "main.js", "worker.js", "style.css", "manifest.webmanifest",
   "ctscreen_bg.wasm", "models/ctscreen-v1/config.json", "models/ctscreen-v1/model.bpk",
 ];
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(PRECACHE)).then(() => self.skipWaiting()));
+  // "reload": past the HTTP cache, so a new build never precaches an older file.
+  const fresh = PRECACHE.map((u) => new Request(u, { cache: "reload" }));
+  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(fresh)).then(() => self.skipWaiting()));
 });
 
 self.addEventListener("activate", (event) => {
@@ -24,15 +29,14 @@ self.addEventListener("fetch", (event) => {
   event.respondWith(
     caches.open(CACHE).then(async (cache) => {
       const cached = await cache.match(req, { ignoreSearch: true });
-      const refresh = fetch(req)
-        .then((res) => { if (res.ok) cache.put(req, res.clone()); return res; })
-        .catch(() => undefined);
-      if (cached) {
-        event.waitUntil(refresh);
-        return cached;
+      if (cached) return cached;
+      try {
+        const res = await fetch(req);
+        if (res.ok) cache.put(req, res.clone());
+        return res;
+      } catch {
+        return new Response("offline and not cached", { status: 503 });
       }
-      const res = await refresh;
-      return res ?? new Response("offline and not cached", { status: 503 });
     }),
   );
 });

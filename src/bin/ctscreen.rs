@@ -1,7 +1,7 @@
 //! `ctscreen`: train, evaluate, analyse and benchmark the multi-task COVID-19 CT model.
 //! Research software, not a medical device.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -138,6 +138,20 @@ struct TrainArgs {
     /// Augmentation zoom range (min, max); >1 trains on crops at a finer scale.
     #[arg(long, num_args = 2, default_values_t = [0.85f32, 1.25])]
     zoom: Vec<f32>,
+    /// Zoom range for the classification (UCSD) images only; defaults to --zoom.
+    #[arg(long, num_args = 2)]
+    cls_zoom: Option<Vec<f32>>,
+    /// Share of each batch from MedSeg, Ma et al. and UCSD.
+    #[arg(long, num_args = 3, default_values_t = [0.3f64, 0.25, 0.45])]
+    mix: Vec<f64>,
+    /// Weight of the classification loss.
+    #[arg(long, default_value_t = 1.0)]
+    cls_weight: f64,
+    #[arg(long, default_value_t = 100)]
+    warmup_steps: usize,
+    /// Start from this model directory's weights (a second training stage).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
     /// Grid side for validation during training.
     #[arg(long, default_value_t = 256)]
     val_size: usize,
@@ -220,6 +234,13 @@ struct BenchArgs {
     reps: usize,
     #[command(flatten)]
     device: DeviceArg,
+    /// Also time the same architecture in PyTorch on the CPU (`benches/torch_baseline.py`, which
+    /// installs torch into a virtual environment if it is missing) and print the ratios.
+    #[arg(long)]
+    torch: bool,
+    /// Python interpreter for --torch (the script makes its own environment if torch is missing).
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
 }
 
 #[derive(Args)]
@@ -310,6 +331,11 @@ fn train(a: TrainArgs) -> Result<()> {
         .with_n_unlabelled(a.unlabelled)
         .with_weak_weight(a.weak_weight)
         .with_zoom([a.zoom[0], a.zoom[a.zoom.len() - 1]])
+        .with_cls_zoom(a.cls_zoom.as_ref().map(|z| [z[0], z[z.len() - 1]]))
+        .with_mix([a.mix[0], a.mix[1], a.mix[2]])
+        .with_cls_weight(a.cls_weight)
+        .with_warmup_steps(a.warmup_steps)
+        .with_init_from(a.init_from.as_ref().map(|p| p.display().to_string()))
         .with_val_size(a.val_size);
     let device = a.device.device.device()?.autodiff();
     let t0 = Instant::now();
@@ -738,11 +764,78 @@ fn bench(a: BenchArgs) -> Result<()> {
         );
         results.push(json!({"train_step_batch4_ms": step * 1e3}));
     }
+    let torch = if a.torch {
+        Some(torch_comparison(&a, &results)?)
+    } else {
+        None
+    };
     println!(
         "{}",
-        json!({"backend": a.device.device.name(), "params": param_count(&loaded.model), "results": results})
+        json!({"backend": a.device.device.name(), "params": param_count(&loaded.model), "results": results, "torch": torch})
     );
     Ok(())
+}
+
+/// Run `benches/torch_baseline.py` on the same config and print ctscreen's time over PyTorch's
+/// for every measurement both made (below 1.0: ctscreen is faster).
+fn torch_comparison(a: &BenchArgs, ours: &[serde_json::Value]) -> Result<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_baseline.py");
+    let config = a.model.join(weights::CONFIG_FILE);
+    let out = std::process::Command::new(&a.python)
+        .arg(&script)
+        .arg("--config")
+        .arg(&config)
+        .args(["--reps", &a.reps.to_string(), "--json"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Error::io(&a.python, e))?;
+    let fail = |reason: String| Error::Config {
+        path: script.display().to_string(),
+        reason,
+    };
+    if !out.status.success() {
+        return Err(fail(format!("exited with {}", out.status)));
+    }
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| fail(format!("did not print one JSON object: {e}")))?;
+    println!(
+        "PyTorch baseline: {} on the CPU, {} threads, {} parameters",
+        theirs["framework"].as_str().unwrap_or("?"),
+        theirs["threads"],
+        theirs["params"]
+    );
+    let key = |r: &serde_json::Value| -> Option<(String, f64)> {
+        if let Some(ms) = r["train_step_batch4_ms"].as_f64() {
+            return Some(("training step batch 4".into(), ms));
+        }
+        Some((
+            format!(
+                "inference batch {} recon {}",
+                r["batch"].as_u64()?,
+                r["recon"].as_bool()?
+            ),
+            r["ms_per_slice"].as_f64()?,
+        ))
+    };
+    let empty = Vec::new();
+    let their_rows: Vec<(String, f64)> = theirs["results"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .filter_map(key)
+        .collect();
+    let mut ratios = Vec::new();
+    for (name, ms) in ours.iter().filter_map(key) {
+        if let Some((_, t_ms)) = their_rows.iter().find(|(n, _)| *n == name) {
+            let ratio = ms / t_ms;
+            println!(
+                "{name:32} ctscreen {ms:8.1} ms  PyTorch {t_ms:8.1} ms  ratio {ratio:5.2}×{}",
+                if ratio <= 1.0 { "" } else { "  (slower)" }
+            );
+            ratios.push(json!({"measurement": name, "ctscreen_ms": ms, "torch_ms": t_ms, "ratio": ratio}));
+        }
+    }
+    Ok(json!({"baseline": theirs, "ratios": ratios}))
 }
 
 fn param_count(m: &ctscreen::model::MultiTaskModel) -> usize {

@@ -88,6 +88,15 @@ pub struct TrainingConfig {
     /// run-time grid shows them, at a quarter of the cost.
     #[config(default = "[0.85, 1.25]")]
     pub zoom: [f32; 2],
+    /// Zoom range for the classification images (UCSD) when it should differ from `zoom`. A
+    /// strong crop of a UCSD figure can cut away the lesions its label is about, so the
+    /// classification label gets noisier the harder it is cropped.
+    #[config(default = "None")]
+    pub cls_zoom: Option<[f32; 2]>,
+    /// Start from this model directory's weights (a fine-tuning stage), not from random
+    /// initialisation. Ignored when resuming from a checkpoint.
+    #[config(default = "None")]
+    pub init_from: Option<String>,
     /// Grid side used for validation during training.
     #[config(default = 256)]
     pub val_size: usize,
@@ -257,13 +266,12 @@ fn make_batch(d: &TrainData, cfg: &TrainingConfig, rng: &mut Rng) -> HostBatch {
         cls_onehot: vec![0.0; n * 2],
         cls_w: vec![0.0; n],
     };
-    let params = AugmentParams {
-        zoom: (
-            cfg.zoom[0].max(0.05),
-            cfg.zoom[1].max(cfg.zoom[0].max(0.05)),
-        ),
+    let zoom_params = |z: [f32; 2]| AugmentParams {
+        zoom: (z[0].max(0.05), z[1].max(z[0].max(0.05))),
         ..AugmentParams::default()
     };
+    let params = zoom_params(cfg.zoom);
+    let cls_params = zoom_params(cfg.cls_zoom.unwrap_or(cfg.zoom));
     for i in 0..n {
         // Deterministic stratification: slot i of the batch goes to the source whose cumulative
         // share covers (i + ½)/n, so every batch has the configured mix.
@@ -289,7 +297,7 @@ fn make_batch(d: &TrainData, cfg: &TrainingConfig, rng: &mut Rng) -> HostBatch {
             src.weak.as_deref(),
             STORE,
             s,
-            &params,
+            if src_kind == 2 { &cls_params } else { &params },
             rng,
         );
         let sigma = cfg.noise_std as f32 * rng.uniform();
@@ -488,6 +496,17 @@ pub fn train(
         .map_err(write_err(out))?;
 
     let mut model: MultiTaskModel = cfg.model.init(device);
+    if let (Some(dir), false) = (&cfg.init_from, opts.resume && ckpt.join("state.json").is_file()) {
+        let loaded = weights::load_dir(Path::new(dir), device)?;
+        if loaded.config.model != cfg.model {
+            return Err(Error::Config {
+                path: dir.clone(),
+                reason: "--init-from model's architecture differs from this run's".into(),
+            });
+        }
+        model = loaded.model;
+        eprintln!("initialised from {dir}");
+    }
     let mut optim = AdamConfig::new().with_epsilon(1e-7).init();
     let mut state = RunState {
         epoch: 0,

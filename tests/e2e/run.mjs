@@ -229,6 +229,9 @@ async function runMode(mode) {
   await page.setInputFiles("#file", slice);
   await page.waitForSelector("body[data-analyses='1']", { timeout: 180000 });
   const pOffline = Number(await page.textContent("#pcovid"));
+  const cacheKeys = await page.evaluate(() => caches.keys());
+  check(`${mode}: one service-worker cache, named by the build hash`,
+    cacheKeys.length === 1 && /^ctscreen-[0-9a-f]{16}$/.test(cacheKeys[0]), JSON.stringify(cacheKeys));
   check(`${mode}: offline reload still analyses (p ${pOffline.toFixed(3)} = online ${p.toFixed(3)})`, Math.abs(pOffline - p) < 1e-6);
   await page.screenshot({ path: path.join(outDir, `${mode}-offline.png`), fullPage: true });
   await ctx.setOffline(false);

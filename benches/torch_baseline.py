@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""The ctscreen network in PyTorch on the CPU: the baseline a researcher would reach for.
+
+Builds the architecture of `src/model/` from a ctscreen `config.json` (same layers, widths,
+GroupNorm, pooling and heads; the parameter count is printed so that it can be checked against
+ctscreen's), and times what `ctscreen bench` times: inference at batch 1 and 8 with and without
+the reconstruction decoder, and one training step (forward + backward + Adam) at batch 4.
+
+Weights are random: speed does not depend on their values.
+
+Usage: python3 benches/torch_baseline.py [--config models/ctscreen-v1/config.json] [--reps 5]
+       [--threads N] [--json]
+
+If `torch` is missing, the script installs it from PyPI into a virtual environment
+(`$CTSCREEN_TORCH_VENV`, default `~/.cache/ctscreen/torch-venv`) and re-runs itself there.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def ensure_torch():
+    try:
+        import torch  # noqa: F401
+        return
+    except ImportError:
+        pass
+    venv = Path(os.environ.get("CTSCREEN_TORCH_VENV", Path.home() / ".cache/ctscreen/torch-venv"))
+    py = venv / "bin" / "python"
+    if Path(sys.executable).resolve() == py.resolve():
+        sys.exit("torch_baseline: torch is still missing inside " + str(venv))
+    if not py.exists():
+        print(f"torch_baseline: installing torch into {venv} (one time, several GB)", file=sys.stderr)
+        subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
+    subprocess.check_call([str(py), "-m", "pip", "install", "--quiet", "torch", "numpy"],
+                          stdout=sys.stderr)
+    os.execv(str(py), [str(py), __file__, *sys.argv[1:]])
+
+
+ensure_torch()
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+
+def groups_for(channels, wanted):
+    g = max(1, min(wanted, channels))
+    while channels % g:
+        g -= 1
+    return g
+
+
+class ResBlock(nn.Module):
+    """(3×3 conv → GroupNorm → ReLU) ×2 plus a 1×1 projection when the width changes."""
+
+    def __init__(self, c_in, c_out, groups):
+        super().__init__()
+        g = groups_for(c_out, groups)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.norm1 = nn.GroupNorm(g, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.norm2 = nn.GroupNorm(g, c_out)
+        self.skip = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else None
+
+    def forward(self, x):
+        identity = self.skip(x) if self.skip is not None else x
+        y = F.relu(self.norm1(self.conv1(x)))
+        y = self.norm2(self.conv2(y))
+        return F.relu(y + identity)
+
+
+class MultiTask(nn.Module):
+    """Shared encoder; U-Net segmentation decoder; skip-free reconstruction decoder; MLP."""
+
+    def __init__(self, c):
+        super().__init__()
+        L, w0, g = c["levels"], c["base_width"], c["norm_groups"]
+        w = lambda k: w0 << k  # noqa: E731
+        rw = lambda k: max(w(k) // c["recon_divisor"], 4)  # noqa: E731
+        self.encoder = nn.ModuleList(ResBlock(1 if k == 0 else w(k - 1), w(k), g) for k in range(L))
+        self.seg_up = nn.ModuleList(nn.ConvTranspose2d(w(k + 1), w(k), 2, stride=2) for k in range(L - 1))
+        self.seg_blocks = nn.ModuleList(ResBlock(2 * w(k), w(k), g) for k in range(L - 1))
+        self.seg_out = nn.Conv2d(w(0), c["seg_classes"], 1)
+        self.rec_up = nn.ModuleList(
+            nn.ConvTranspose2d(w(L - 1) if k == L - 2 else rw(k + 1), rw(k), 2, stride=2)
+            for k in range(L - 1))
+        self.rec_blocks = nn.ModuleList(ResBlock(rw(k), rw(k), g) for k in range(L - 1))
+        self.rec_out = nn.Conv2d(rw(0), 1, 1)
+        self.cls_hidden = nn.Linear(2 * w(L - 1), c["cls_hidden"])
+        self.cls_dropout = nn.Dropout(c["dropout"])
+        self.cls_out = nn.Linear(c["cls_hidden"], c["n_classes"])
+
+    def forward(self, x, with_recon=True):
+        skips = []
+        h = x
+        for k, block in enumerate(self.encoder):
+            if k > 0:
+                h = F.max_pool2d(h, 2)
+            h = block(h)
+            skips.append(h)
+        b = h
+        s = b
+        for k in reversed(range(len(self.seg_up))):
+            s = self.seg_blocks[k](torch.cat([self.seg_up[k](s), skips[k]], 1))
+        seg = self.seg_out(s)
+        rec = None
+        if with_recon:
+            r = b
+            for k in reversed(range(len(self.rec_up))):
+                r = self.rec_blocks[k](self.rec_up[k](r))
+            rec = torch.sigmoid(self.rec_out(r))
+        feat = torch.cat([b.mean((2, 3)), b.amax((2, 3))], 1)
+        cls = self.cls_out(self.cls_dropout(F.relu(self.cls_hidden(feat))))
+        return seg, cls, rec
+
+
+def time_it(reps, f):
+    f()  # warm-up
+    t = time.perf_counter()
+    for _ in range(reps):
+        f()
+    return (time.perf_counter() - t) / max(reps, 1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default="models/ctscreen-v1/config.json")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's own choice)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    shipped = json.loads(Path(a.config).read_text())
+    cfg, size = shipped["model"], shipped.get("input_size", 256)
+    torch.manual_seed(0)
+    model = MultiTask(cfg).eval()
+    params = sum(p.numel() for p in model.parameters())
+    x1 = torch.rand(1, 1, size, size)
+    results = []
+    with torch.inference_mode():
+        for batch in (1, 8):
+            x = x1.expand(batch, 1, size, size).contiguous()
+            for recon in (False, True):
+                secs = time_it(a.reps, lambda: model(x, recon))
+                results.append({"batch": batch, "recon": recon, "ms_per_slice": secs / batch * 1e3})
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    xb = torch.full((4, 1, size, size), 0.5)
+
+    def step():
+        seg, cls, rec = model(xb, True)
+        loss = seg.mean() + cls.mean() + rec.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    results.append({"train_step_batch4_ms": time_it(min(a.reps, 3), step) * 1e3})
+    out = {"framework": f"torch {torch.__version__}", "threads": torch.get_num_threads(),
+           "params": params, "size": size, "results": results}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        print(f"PyTorch {torch.__version__} CPU, {out['threads']} threads, {params:,} parameters")
+        for r in results:
+            if "batch" in r:
+                print(f"inference {size}² batch {r['batch']} recon {str(r['recon']).lower():5}: "
+                      f"{r['ms_per_slice']:8.1f} ms/slice")
+            else:
+                print(f"training step {size}² batch 4 (forward+backward+Adam): "
+                      f"{r['train_step_batch4_ms']:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
