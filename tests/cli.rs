@@ -152,6 +152,63 @@ fn train_smoke_then_eval_json_and_analyze() {
         3
     );
 
+    // A second stage starts from the first one's weights: with a zero learning rate it must
+    // write back exactly the weights it started from.
+    let stage2 = common::tmp_dir("smoke-stage2");
+    let stage2_args = |width: &str| {
+        vec![
+            "train".to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--out".into(),
+            stage2.display().to_string(),
+            "--init-from".into(),
+            out.display().to_string(),
+            "--epochs".into(),
+            "1".into(),
+            "--steps-per-epoch".into(),
+            "1".into(),
+            "--batch-size".into(),
+            "4".into(),
+            "--train-size".into(),
+            "32".into(),
+            "--width".into(),
+            width.into(),
+            "--levels".into(),
+            "3".into(),
+            "--unlabelled".into(),
+            "8".into(),
+            "--lr".into(),
+            "0".into(),
+            "--cls-zoom".into(),
+            "0.9".into(),
+            "1.2".into(),
+            "--mix".into(),
+            "0.25".into(),
+            "0.25".into(),
+            "0.5".into(),
+        ]
+    };
+    let run = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        ctscreen(&refs)
+    };
+    let o = run(stage2_args("4"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("initialised from"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(stage2.join("model.bpk")).unwrap(),
+        std::fs::read(out.join("model.bpk")).unwrap(),
+        "lr 0 from --init-from leaves the weights as they were"
+    );
+    let training: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stage2.join("training.json")).unwrap())
+            .unwrap();
+    assert_eq!(training["cls_zoom"], serde_json::json!([0.9, 1.2]));
+    assert!(training["init_from"].as_str().is_some(), "{training}");
+    let o = run(stage2_args("8"));
+    assert_clean_failure(&o, "architecture");
+
     let o = ctscreen(&[
         "eval",
         "--model",
