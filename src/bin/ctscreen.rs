@@ -832,7 +832,9 @@ fn torch_comparison(a: &BenchArgs, ours: &[serde_json::Value]) -> Result<serde_j
                 "{name:32} ctscreen {ms:8.1} ms  PyTorch {t_ms:8.1} ms  ratio {ratio:5.2}×{}",
                 if ratio <= 1.0 { "" } else { "  (slower)" }
             );
-            ratios.push(json!({"measurement": name, "ctscreen_ms": ms, "torch_ms": t_ms, "ratio": ratio}));
+            ratios.push(
+                json!({"measurement": name, "ctscreen_ms": ms, "torch_ms": t_ms, "ratio": ratio}),
+            );
         }
     }
     Ok(json!({"baseline": theirs, "ratios": ratios}))

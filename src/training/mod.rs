@@ -496,7 +496,10 @@ pub fn train(
         .map_err(write_err(out))?;
 
     let mut model: MultiTaskModel = cfg.model.init(device);
-    if let (Some(dir), false) = (&cfg.init_from, opts.resume && ckpt.join("state.json").is_file()) {
+    if let (Some(dir), false) = (
+        &cfg.init_from,
+        opts.resume && ckpt.join("state.json").is_file(),
+    ) {
         let loaded = weights::load_dir(Path::new(dir), device)?;
         if loaded.config.model != cfg.model {
             return Err(Error::Config {
