@@ -106,7 +106,7 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
             }
         }
     }
-    comps.sort_by(|a, b| b.1.cmp(&a.1));
+    comps.sort_by_key(|c| std::cmp::Reverse(c.1));
     // A lung is at least 1 % of a slice's area per slice it spans, and at least 10 % of the
     // largest candidate (bowel gas and the trachea alone are smaller).
     let min_size = (n2 / 100).max(1) * nz.clamp(1, 3);

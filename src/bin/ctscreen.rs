@@ -383,7 +383,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     let device = a.device.device.device()?;
     let loaded = weights::load_dir(&a.model, &device)?;
     let size = a.size.unwrap_or(loaded.config.input_size);
-    if size == 0 || size % loaded.config.model.size_multiple() != 0 {
+    if size == 0 || !size.is_multiple_of(loaded.config.model.size_multiple()) {
         return Err(Error::InvalidArgument(format!(
             "--size must be a positive multiple of {}",
             loaded.config.model.size_multiple()

@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 /// BatchNorm, so a single browser slice normalises exactly as a training batch did.
 fn groups_for(channels: usize, wanted: usize) -> usize {
     let mut g = wanted.min(channels).max(1);
-    while channels % g != 0 {
+    while !channels.is_multiple_of(g) {
         g -= 1;
     }
     g

@@ -136,8 +136,8 @@ mod tests {
             );
             let c = a.classes.unwrap();
             let (mut inside, mut n_in, mut outside, mut n_out) = (0.0, 0, 0.0, 0);
-            for i in 0..s * s {
-                if c[i] == 1 {
+            for (i, &ci) in c.iter().enumerate() {
+                if ci == 1 {
                     inside += a.image[i];
                     n_in += 1;
                 } else {

@@ -483,7 +483,7 @@ pub fn train(
     let mut cfg = cfg.clone();
     let cfg = &mut cfg;
     cfg.model.validate().map_err(Error::InvalidArgument)?;
-    if cfg.train_size % cfg.model.size_multiple() != 0 || cfg.batch_size == 0 {
+    if !cfg.train_size.is_multiple_of(cfg.model.size_multiple()) || cfg.batch_size == 0 {
         return Err(Error::InvalidArgument(format!(
             "train_size must be a multiple of {} and batch_size > 0",
             cfg.model.size_multiple()
@@ -649,7 +649,7 @@ pub fn train(
         }
         let steps = cfg.steps_per_epoch as f64;
         let last = state.epoch == cfg.epochs || stop;
-        let (val_seg, val_cls) = if last || state.epoch % opts.val_every.max(1) == 0 {
+        let (val_seg, val_cls) = if last || state.epoch.is_multiple_of(opts.val_every.max(1)) {
             let m = model.valid();
             let size = cfg.val_size;
             // The validation snapshot lives on the plain device under the autodiff one.

@@ -667,53 +667,6 @@ fn decode_into(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_named_dcm_is_not_parsed_as_dicom() {
-        let e = super::super::load_bytes(
-            vec![(PathBuf::from("notes.dcm"), b"Patient notes\n".to_vec())],
-            &Limits::default(),
-        )
-        .unwrap_err();
-        assert_eq!(e.kind(), "unknown_format", "{e}");
-    }
-
-    #[test]
-    fn written_series_reads_back_in_order_whatever_the_file_order() {
-        let vol = crate::phantom::chest_phantom(32, 24, 6, 3);
-        let mut files = write_series(&vol, "1.2.826.0.1.3680043.9.7434.1").unwrap();
-        files.reverse();
-        let back = from_files(files, &Limits::default()).unwrap();
-        assert_eq!(back.dims, vol.dims);
-        assert!(
-            (back.spacing_mm[2] - 1.25).abs() < 1e-4,
-            "{:?}",
-            back.spacing_mm
-        );
-        for (a, b) in back.voxels.iter().zip(&vol.voxels) {
-            assert!((a - b.round().max(AIR_HU)).abs() < 1e-3, "{a} vs {b}");
-        }
-        for r in 0..3 {
-            for c in 0..4 {
-                assert!((back.affine[r][c] - vol.affine[r][c]).abs() < 1e-4);
-            }
-        }
-    }
-
-    #[test]
-    fn truncated_dicom_is_an_error() {
-        let mut bytes = vec![0u8; 128];
-        bytes.extend_from_slice(b"DICM");
-        bytes.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
-        let e = from_files(vec![(PathBuf::from("t.dcm"), bytes)], &Limits::default()).unwrap_err();
-        assert_eq!(e.kind(), "dicom", "{e}");
-        assert!(e.to_string().contains("t.dcm"));
-    }
-}
-
 /// Write `vol` as an uncompressed CT series (one Explicit VR Little Endian file per slice,
 /// int16 HU, positions from the affine). Used for synthetic benchmark and test inputs: real
 /// scans are never written or committed.
@@ -781,4 +734,51 @@ pub fn write_series(vol: &CtVolume, series_uid: &str) -> Result<Vec<(PathBuf, Ve
         out.push((PathBuf::from(format!("slice{:04}.dcm", z + 1)), bytes));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_named_dcm_is_not_parsed_as_dicom() {
+        let e = super::super::load_bytes(
+            vec![(PathBuf::from("notes.dcm"), b"Patient notes\n".to_vec())],
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), "unknown_format", "{e}");
+    }
+
+    #[test]
+    fn written_series_reads_back_in_order_whatever_the_file_order() {
+        let vol = crate::phantom::chest_phantom(32, 24, 6, 3);
+        let mut files = write_series(&vol, "1.2.826.0.1.3680043.9.7434.1").unwrap();
+        files.reverse();
+        let back = from_files(files, &Limits::default()).unwrap();
+        assert_eq!(back.dims, vol.dims);
+        assert!(
+            (back.spacing_mm[2] - 1.25).abs() < 1e-4,
+            "{:?}",
+            back.spacing_mm
+        );
+        for (a, b) in back.voxels.iter().zip(&vol.voxels) {
+            assert!((a - b.round().max(AIR_HU)).abs() < 1e-3, "{a} vs {b}");
+        }
+        for r in 0..3 {
+            for c in 0..4 {
+                assert!((back.affine[r][c] - vol.affine[r][c]).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_dicom_is_an_error() {
+        let mut bytes = vec![0u8; 128];
+        bytes.extend_from_slice(b"DICM");
+        bytes.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+        let e = from_files(vec![(PathBuf::from("t.dcm"), bytes)], &Limits::default()).unwrap_err();
+        assert_eq!(e.kind(), "dicom", "{e}");
+        assert!(e.to_string().contains("t.dcm"));
+    }
 }

@@ -364,19 +364,19 @@ impl CtVolume {
         self.voxels = map.to_canonical(voxels);
         let od = map.output_dims();
         let mut affine = [[0.0; 4]; 3];
-        for r in 0..3 {
+        for (row, input) in affine.iter_mut().zip(&self.input_affine) {
             // Origin: the position of the input voxel that became canonical (0, 0, 0).
-            let mut origin = self.input_affine[r][3];
+            let mut origin = input[3];
             for a in 0..3 {
-                let col = self.input_affine[r][map.perm[a]];
+                let col = input[map.perm[a]];
                 if map.flip[a] {
                     origin += col * (od[a] - 1) as f64;
-                    affine[r][a] = -col;
+                    row[a] = -col;
                 } else {
-                    affine[r][a] = col;
+                    row[a] = col;
                 }
             }
-            affine[r][3] = origin;
+            row[3] = origin;
         }
         let sp = self.spacing_mm;
         self.spacing_mm = [sp[map.perm[0]], sp[map.perm[1]], sp[map.perm[2]]];

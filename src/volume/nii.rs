@@ -176,9 +176,8 @@ pub fn from_bytes(name: &Path, bytes: &[u8], limits: &Limits) -> Result<CtVolume
     let ras = ras_affine(&header, spacing, unit, &mut warnings);
     // RAS → LPS: negate the first two rows.
     let mut affine = ras;
-    for c in 0..4 {
-        affine[0][c] = -affine[0][c];
-        affine[1][c] = -affine[1][c];
+    for v in affine.iter_mut().take(2).flatten() {
+        *v = -*v;
     }
     let (lo, _) = out
         .iter()
@@ -390,9 +389,8 @@ fn encode(
     }
     // LPS → RAS for the file.
     let mut ras = vol.input_affine;
-    for c in 0..4 {
-        ras[0][c] = -ras[0][c];
-        ras[1][c] = -ras[1][c];
+    for v in ras.iter_mut().take(2).flatten() {
+        *v = -*v;
     }
     let spacing: Vec<f64> = (0..3)
         .map(|c| (ras[0][c].powi(2) + ras[1][c].powi(2) + ras[2][c].powi(2)).sqrt())
