@@ -11,17 +11,7 @@ fn run_like_the_fuzzer(name: &str, data: &[u8]) -> bool {
         max_voxels: 1 << 22,
     };
     if name.starts_with("dicom-") {
-        let files = match data.first() {
-            Some(&k) if k % 4 == 0 && data.len() > 2 => {
-                let cut = 1 + (k as usize * 7) % (data.len() - 1);
-                vec![
-                    (PathBuf::from("a.dcm"), data[1..cut].to_vec()),
-                    (PathBuf::from("b.dcm"), data[cut..].to_vec()),
-                ]
-            }
-            _ => vec![(PathBuf::from("f.dcm"), data.to_vec())],
-        };
-        dicom::from_files(files, &limits).is_err()
+        dicom::from_files(dicom::fuzz_input_as_files(data), &limits).is_err()
     } else if name.starts_with("nifti-") {
         nii::from_bytes(Path::new("f.nii"), data, &limits).is_err()
     } else {

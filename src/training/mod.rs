@@ -495,28 +495,28 @@ pub fn train(
     cfg.save(out.join("training.json"))
         .map_err(write_err(out))?;
 
-    let mut model: MultiTaskModel = cfg.model.init(device);
-    if let (Some(dir), false) = (
-        &cfg.init_from,
-        opts.resume && ckpt.join("state.json").is_file(),
-    ) {
-        let loaded = weights::load_dir(Path::new(dir), device)?;
-        if loaded.config.model != cfg.model {
-            return Err(Error::Config {
-                path: dir.clone(),
-                reason: "--init-from model's architecture differs from this run's".into(),
-            });
+    let resuming = opts.resume && ckpt.join("state.json").is_file();
+    let mut model: MultiTaskModel = match (&cfg.init_from, resuming) {
+        (Some(dir), false) => {
+            let loaded = weights::load_dir(Path::new(dir), device)?;
+            if loaded.config.model != cfg.model {
+                return Err(Error::Config {
+                    path: dir.clone(),
+                    reason: "--init-from model's architecture differs from this run's".into(),
+                });
+            }
+            eprintln!("initialised from {dir}");
+            loaded.model
         }
-        model = loaded.model;
-        eprintln!("initialised from {dir}");
-    }
+        _ => cfg.model.init(device),
+    };
     let mut optim = AdamConfig::new().with_epsilon(1e-7).init();
     let mut state = RunState {
         epoch: 0,
         step: 0,
         rng: Rng::new(cfg.seed),
     };
-    if opts.resume && ckpt.join("state.json").is_file() {
+    if resuming {
         let m = ckpt.join("model.bpk");
         let record = burn::store::ModuleRecord::load(&m).map_err(|e| Error::Weights {
             path: m.display().to_string(),

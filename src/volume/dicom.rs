@@ -316,6 +316,23 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
+/// How the DICOM fuzz target turns its bytes into files: one file, or two (a series) split at a
+/// position the first byte chooses. Shared with the regression test that replays the fuzzer's
+/// findings, so a saved input means the same files in both.
+#[doc(hidden)]
+pub fn fuzz_input_as_files(data: &[u8]) -> Vec<(PathBuf, Vec<u8>)> {
+    match data.first() {
+        Some(&k) if k % 4 == 0 && data.len() > 2 => {
+            let cut = 1 + (k as usize * 7) % (data.len() - 1);
+            vec![
+                (PathBuf::from("a.dcm"), data[1..cut].to_vec()),
+                (PathBuf::from("b.dcm"), data[cut..].to_vec()),
+            ]
+        }
+        _ => vec![(PathBuf::from("f.dcm"), data.to_vec())],
+    }
+}
+
 /// Load a DICOM series from named files (the files may hold several series).
 pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtVolume> {
     let mut headers = Vec::with_capacity(files.len());
