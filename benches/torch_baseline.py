@@ -32,13 +32,18 @@ def ensure_torch():
         pass
     venv = Path(os.environ.get("CTSCREEN_TORCH_VENV", Path.home() / ".cache/ctscreen/torch-venv"))
     py = venv / "bin" / "python"
-    if Path(sys.executable).resolve() == py.resolve():
+    # Inside the venv already? Decided by sys.prefix: the venv's python is often a link to the
+    # very interpreter running now, so comparing resolved executables says "yes" from outside.
+    if venv.exists() and Path(sys.prefix).resolve() == venv.resolve():
         sys.exit("torch_baseline: torch is still missing inside " + str(venv))
     if not py.exists():
         print(f"torch_baseline: installing torch into {venv} (one time, several GB)", file=sys.stderr)
         subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
-    subprocess.check_call([str(py), "-m", "pip", "install", "--quiet", "torch", "numpy"],
-                          stdout=sys.stderr)
+    has_torch = subprocess.call([str(py), "-c", "import torch, numpy"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+    if not has_torch:
+        subprocess.check_call([str(py), "-m", "pip", "install", "--quiet", "torch", "numpy"],
+                              stdout=sys.stderr)
     os.execv(str(py), [str(py), __file__, *sys.argv[1:]])
 
 

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::volume::{CtVolume, InputKind};
 
 /// Segmentation Storage.
-pub const SEG_SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.66";
+pub const SEG_SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 /// CT Image Storage, assumed when the input did not say.
 const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
 
@@ -60,6 +60,35 @@ fn derived_uid(parts: &[&[u8]]) -> String {
     }
     let v = ((h[0] as u128) << 64 | h[1] as u128) >> 1;
     format!("2.25.{v}")
+}
+
+/// Today's date and time (UTC) as DICOM DA and TM, for Content Date/Time.
+fn content_date_time() -> (String, String) {
+    #[cfg(target_family = "wasm")]
+    let secs = (js_sys::Date::now() / 1000.0) as i64;
+    #[cfg(not(target_family = "wasm"))]
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    (
+        format!("{y:04}{m:02}{d:02}"),
+        format!("{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60),
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Build the SEG as a DICOM file (bytes). `labels` is the lesion label map of `vol` (canonical
@@ -133,6 +162,9 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
                         "Source image for image processing operation",
                     )],
                 ),
+                // Each frame lies on its source slice's grid, pixel for pixel: readers (highdicom)
+                // index the SEG by source instance only when this says so.
+                DataElement::new(tags::SPATIAL_LOCATIONS_PRESERVED, VR::CS, "YES"),
             ]);
             per_frame.push(InMemDicomObject::from_element_iter([
                 seq(
@@ -249,7 +281,7 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
             VR::LO,
             "Model output; research software, not for diagnosis",
         ),
-        DataElement::new(tags::CONTENT_CREATOR_NAME, VR::PN, "ctscreen"),
+        DataElement::new(tags::CONTENT_CREATOR_NAME, VR::PN, "ctscreen^"),
         DataElement::new(tags::SEGMENTATION_TYPE, VR::CS, "BINARY"),
         DataElement::new(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00"),
         DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)),
@@ -320,13 +352,36 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
         ),
         DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(bits)),
     ]);
-    if let Some(f) = &meta.frame_of_reference_uid {
-        obj.put(DataElement::new(
-            tags::FRAME_OF_REFERENCE_UID,
-            VR::UI,
-            f.as_str(),
-        ));
+    // Type 1 in a SEG: the input's, or (for inputs without one) one derived from the series,
+    // so the plane positions still have a frame to live in.
+    let frame_uid = meta
+        .frame_of_reference_uid
+        .clone()
+        .unwrap_or_else(|| derived_uid(&[series_uid.as_bytes(), b"frame-of-reference"]));
+    obj.put(DataElement::new(
+        tags::FRAME_OF_REFERENCE_UID,
+        VR::UI,
+        frame_uid.as_str(),
+    ));
+    // Type 2 attributes of the Patient, General Study and Frame of Reference modules must be
+    // present, empty when unknown; the input's values replace these below.
+    for (tag, vr) in [
+        (tags::PATIENT_NAME, VR::PN),
+        (tags::PATIENT_ID, VR::LO),
+        (tags::PATIENT_BIRTH_DATE, VR::DA),
+        (tags::PATIENT_SEX, VR::CS),
+        (tags::STUDY_DATE, VR::DA),
+        (tags::STUDY_TIME, VR::TM),
+        (tags::REFERRING_PHYSICIAN_NAME, VR::PN),
+        (tags::STUDY_ID, VR::SH),
+        (tags::ACCESSION_NUMBER, VR::SH),
+        (tags::POSITION_REFERENCE_INDICATOR, VR::LO),
+    ] {
+        obj.put(DataElement::new(tag, vr, PrimitiveValue::Empty));
     }
+    let (date, time) = content_date_time();
+    obj.put(DataElement::new(tags::CONTENT_DATE, VR::DA, date));
+    obj.put(DataElement::new(tags::CONTENT_TIME, VR::TM, time));
     for (g, e, vr, v) in &meta.patient_study {
         let vr = vr.parse::<VR>().unwrap_or(VR::LO);
         obj.put(DataElement::new(Tag(*g, *e), vr, v.as_str()));
@@ -438,6 +493,14 @@ mod tests {
         assert_eq!(get(6, 7), 1);
         assert_eq!(px.iter().map(|b| b.count_ones()).sum::<u32>(), 2);
         let _ = PathBuf::new();
+    }
+
+    #[test]
+    fn content_date_from_unix_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_785), (2026, 11, 28));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 
     #[test]

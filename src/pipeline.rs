@@ -43,8 +43,26 @@ pub fn finish_slice(
     }
 }
 
-/// The lesion label map of the whole volume (1 GGO, 2 consolidation, counted inside the lungs
-/// only, as in the report), in canonical order; slices not analysed stay 0.
+/// One analysed slice after the lesion rule ([`crate::lung::lesions_in_lung`]): the slice's
+/// lung labels with the lesions it absorbed, and the lesion classes that count. The report, the
+/// overlay and every export go through this one function.
+pub fn slice_in_lung(
+    vol: &CtVolume,
+    lung: &crate::lung::LungMask,
+    s: &SliceResult,
+) -> (Vec<u8>, Vec<u8>) {
+    let [nx, ny, _] = vol.dims;
+    crate::lung::lesions_in_lung(
+        lung.slice(vol, s.z),
+        &s.classes,
+        nx,
+        ny,
+        vol.spacing_known.then_some(vol.spacing_mm[0]),
+    )
+}
+
+/// The lesion label map of the whole volume (1 GGO, 2 consolidation, by the lesion rule of
+/// [`slice_in_lung`]), in canonical order; slices not analysed stay 0.
 pub fn lesion_labels(
     vol: &CtVolume,
     lung: &crate::lung::LungMask,
@@ -53,12 +71,8 @@ pub fn lesion_labels(
     let n2 = vol.slice_len();
     let mut labels = vec![0u8; vol.voxels.len()];
     for s in slices {
-        let lung_slice = lung.slice(vol, s.z);
-        for (i, &c) in s.classes.iter().enumerate().take(n2) {
-            if lung_slice[i] != 0 {
-                labels[s.z * n2 + i] = c;
-            }
-        }
+        let (_, classes) = slice_in_lung(vol, lung, s);
+        labels[s.z * n2..(s.z + 1) * n2].copy_from_slice(&classes);
     }
     labels
 }

@@ -121,6 +121,9 @@ pub struct SliceReport {
     /// Patient z (mm) of the slice centre, when the spacing is physical.
     pub position_mm: Option<f64>,
     pub p_covid: f32,
+    /// Whether the slice shows lung (at least [`MIN_LUNG_SHARE`] of its area); slices without
+    /// lung take no part in the patient-level probability.
+    pub lung: bool,
     /// Lesion inside the lung on this slice, mL (null for 8-bit input).
     pub lesion_ml: Option<f64>,
     pub lesion_px: usize,
@@ -138,8 +141,11 @@ pub struct Report {
     pub kind: InputKind,
     pub dims: [usize; 3],
     pub spacing_mm: Option<[f64; 3]>,
-    /// Patient-level p(COVID-19) by [`PATIENT_RULE`].
-    pub p_covid: f64,
+    /// Patient-level p(COVID-19) by [`PATIENT_RULE`] over the slices with lung; null when no
+    /// analysed slice shows lung (no verdict without lung).
+    pub p_covid: Option<f64>,
+    /// Whether any analysed slice shows lung.
+    pub lung_found: bool,
     pub p_covid_rule: &'static str,
     pub slices: Vec<SliceReport>,
     /// Lung volume per side in mL; null for 8-bit input (no physical spacing).
@@ -160,6 +166,18 @@ pub struct Report {
     pub warnings: Vec<String>,
     pub disclaimer: &'static str,
 }
+
+/// A slice shows lung when the lung covers at least this share of its area.
+pub const MIN_LUNG_SHARE: f64 = 0.01;
+
+/// Shown when no analysed slice shows lung.
+pub const NO_LUNG_WARNING: &str = "no lung found: this looks like an abdominal or other \
+     non-chest scan; results are not meaningful";
+
+/// Shown when only the lung bases are in the scan.
+pub const LUNG_BASES_WARNING: &str = "only the lung bases are in the scan (an abdominal scan?): \
+     the lungs are cut by the top of the volume and cover few slices; results are not \
+     meaningful for the chest";
 
 /// Everything the report needs besides the volume, mask and slices.
 pub struct ReportContext<'a> {
@@ -189,15 +207,16 @@ pub fn build(
         right: 0,
     };
     let mut slice_reports = Vec::with_capacity(slices.len());
+    // Lung pixels per analysed slice, for the lung-bases check below.
+    let mut lung_per_slice = Vec::with_capacity(slices.len());
     for s in slices {
-        let lung_slice = lung.slice(vol, s.z);
+        let (lung_slice, classes) = crate::pipeline::slice_in_lung(vol, lung, s);
         let (mut lp, mut lesp) = (0usize, 0usize);
-        for (i, &side) in lung_slice.iter().enumerate().take(n2) {
+        for (&side, &c) in lung_slice.iter().zip(&classes) {
             if side == 0 {
                 continue;
             }
             lp += 1;
-            let c = s.classes.get(i).copied().unwrap_or(0);
             let is_left = side == LEFT;
             if is_left {
                 lung_px.left += 1;
@@ -219,10 +238,12 @@ pub fn build(
                 lesion_side.right += 1;
             }
         }
+        lung_per_slice.push((s.z, lp));
         slice_reports.push(SliceReport {
             z: s.z,
             position_mm: vol.spacing_known.then(|| vol.slice_position_mm(s.z)),
             p_covid: s.p_covid,
+            lung: lp as f64 >= MIN_LUNG_SHARE * n2 as f64 && lp > 0,
             lesion_ml: voxel_ml.map(|v| lesp as f64 * v),
             lesion_px: lesp,
             lung_px: lp,
@@ -239,30 +260,28 @@ pub fn build(
     };
 
     let mut warnings = vol.meta.warnings.clone();
-    // Slices with lung: at least 1 % of the slice area.
-    let with_lung: Vec<&SliceReport> = slice_reports
-        .iter()
-        .filter(|s| s.lung_px * 100 >= n2)
-        .collect();
-    let basis: Vec<&SliceReport> = if with_lung.is_empty() {
-        warnings.push(
-            "no slice shows lung over 1 % of its area (not a chest CT?): the patient-level \
-             probability uses every slice"
-                .into(),
-        );
-        slice_reports.iter().collect()
-    } else {
-        with_lung
-    };
+    let basis: Vec<&SliceReport> = slice_reports.iter().filter(|s| s.lung).collect();
+    let lung_found = !basis.is_empty();
+    if !lung_found {
+        warnings.push(NO_LUNG_WARNING.into());
+    } else if only_lung_bases(vol, &lung_per_slice) {
+        warnings.push(LUNG_BASES_WARNING.into());
+    }
     let ps: Vec<f64> = basis.iter().map(|s| s.p_covid as f64).collect();
-    let p_covid = PATIENT_RULE.apply(&ps);
+    let p_covid = lung_found.then(|| PATIENT_RULE.apply(&ps));
     let ood_slices: Vec<usize> = slice_reports
         .iter()
         .filter(|s| s.ood == Some(true))
         .map(|s| s.z)
         .collect();
     let basis_ood = basis.iter().filter(|s| s.ood == Some(true)).count();
-    let ood = !basis.is_empty() && basis_ood * 2 > basis.len();
+    // Without lung, the flag is judged on every analysed slice.
+    let ood = if lung_found {
+        basis_ood * 2 > basis.len()
+    } else {
+        let n = slice_reports.iter().filter(|s| s.ood == Some(true)).count();
+        n * 2 > slice_reports.len()
+    };
     if slices.len() < vol.dims[2] {
         warnings.push(format!(
             "only {} of {} slices were analysed",
@@ -278,8 +297,8 @@ pub fn build(
         );
     }
     let total_pct = involvement.total.unwrap_or(0.0);
-    let sev = if lung_px.left + lung_px.right == 0 {
-        "unknown (no lung found)"
+    let sev = if !lung_found {
+        "n/a"
     } else {
         severity(total_pct, lesion.total)
     };
@@ -291,6 +310,7 @@ pub fn build(
         dims: vol.dims,
         spacing_mm: vol.spacing_known.then_some(vol.spacing_mm),
         p_covid,
+        lung_found,
         p_covid_rule: PATIENT_RULE.describe(),
         slices: slice_reports,
         lung_ml: voxel_ml.map(|v| Sides {
@@ -316,6 +336,34 @@ pub fn build(
         warnings,
         disclaimer: DISCLAIMER,
     }
+}
+
+/// Whether the lungs in the volume are only their bases: the lung is cut by the top of the
+/// volume, is largest on its topmost slice and spans under half of the slices. In a whole chest
+/// the lung is largest near the middle or the bases; an upper-chest scan is cut at the bottom.
+fn only_lung_bases(vol: &CtVolume, lung_per_slice: &[(usize, usize)]) -> bool {
+    let nz = vol.dims[2];
+    if nz < 5 || lung_per_slice.len() < nz {
+        return false;
+    }
+    let n2 = vol.slice_len() as f64;
+    let up = vol.affine[2][2] >= 0.0;
+    // Superior first.
+    let mut by_height: Vec<(usize, usize)> = lung_per_slice.to_vec();
+    by_height.sort_by_key(|&(z, _)| if up { nz - 1 - z } else { z });
+    let with: Vec<usize> = by_height
+        .iter()
+        .filter(|(_, px)| *px as f64 >= MIN_LUNG_SHARE * n2)
+        .map(|&(_, px)| px)
+        .collect();
+    let top_has_lung = by_height[0].1 as f64 >= MIN_LUNG_SHARE * n2;
+    let largest = with.iter().copied().max().unwrap_or(0);
+    // The top two slices hold the largest lung area (noise-tolerant "largest at the top").
+    let top_largest = by_height
+        .iter()
+        .take(2)
+        .any(|&(_, px)| px * 10 >= largest * 9);
+    top_has_lung && top_largest && with.len() * 2 < nz
 }
 
 #[cfg(test)]
@@ -402,7 +450,8 @@ mod tests {
         assert!((r.involvement_pct.total.unwrap() - 15.0).abs() < 1e-9);
         assert_eq!(r.severity, "CT-1");
         // Top quarter of [0, .25, .5, .75, 1] = the top 2: 0.875.
-        assert!((r.p_covid - 0.875).abs() < 1e-6);
+        assert!((r.p_covid.unwrap() - 0.875).abs() < 1e-6);
+        assert!(r.lung_found && r.slices.iter().all(|s| s.lung));
         assert_eq!(r.ood_slices, vec![4]);
         assert!(!r.ood);
 
@@ -411,6 +460,82 @@ mod tests {
         let r = build(&ctx, &vol, &lung, &slices);
         assert_eq!(r.involvement_pct.right, Some(0.0));
         assert!((r.involvement_pct.left.unwrap() - 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_lung_no_verdict() {
+        let (vol, mut lung, slices) = case(1.0);
+        lung.labels.iter_mut().for_each(|l| *l = 0);
+        let ctx = ReportContext {
+            input: "abdomen",
+            model: "m",
+            backend: "cpu",
+        };
+        let r = build(&ctx, &vol, &lung, &slices);
+        assert_eq!(r.p_covid, None);
+        assert!(!r.lung_found);
+        assert_eq!(r.severity, "n/a");
+        assert!(r.slices.iter().all(|s| !s.lung));
+        assert!(r.warnings.iter().any(|w| w == NO_LUNG_WARNING));
+        // Lesions the model drew without any lung to hold them are not counted.
+        assert_eq!(r.lesion_px.total, 0);
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["p_covid"].is_null());
+        assert_eq!(json["lung_found"], false);
+        assert_eq!(json["slices"][0]["lung"], false);
+    }
+
+    #[test]
+    fn lung_cut_by_the_top_of_the_volume_is_flagged_as_bases_only() {
+        // 10 slices, z up = superior; lung only on the top 3, largest at the top.
+        let dims = [20, 10, 10];
+        let vol = volume(dims, [0.5, 0.5, 2.0], 1.0);
+        let n2 = 200;
+        let mut labels = vec![0u8; 2000];
+        for (z, cols) in [(9usize, 10usize), (8, 6), (7, 3)] {
+            for y in 0..10 {
+                for x in 0..cols {
+                    labels[z * n2 + y * 20 + x] = RIGHT;
+                }
+            }
+        }
+        let lung = LungMask {
+            labels: labels.clone(),
+            approximate: false,
+            method: LungMethod::HuThreshold,
+        };
+        let slices: Vec<SliceResult> = (0..10)
+            .map(|z| SliceResult {
+                z,
+                p_covid: 0.5,
+                classes: vec![0; n2],
+                recon_mse: None,
+                ood: None,
+            })
+            .collect();
+        let ctx = ReportContext {
+            input: "bases",
+            model: "m",
+            backend: "cpu",
+        };
+        let r = build(&ctx, &vol, &lung, &slices);
+        assert!(r.lung_found);
+        assert!(
+            r.warnings.iter().any(|w| w == LUNG_BASES_WARNING),
+            "{:?}",
+            r.warnings
+        );
+        // The same lung at the bottom of the volume (an upper-chest scan): no such warning.
+        let mut flipped = vec![0u8; 2000];
+        for z in 0..10 {
+            flipped[(9 - z) * n2..(10 - z) * n2].copy_from_slice(&labels[z * n2..(z + 1) * n2]);
+        }
+        let lung = LungMask {
+            labels: flipped,
+            ..lung
+        };
+        let r = build(&ctx, &vol, &lung, &slices);
+        assert!(!r.warnings.iter().any(|w| w == LUNG_BASES_WARNING));
     }
 
     #[test]

@@ -47,9 +47,16 @@ pub struct VolumeView {
 #[derive(Serialize)]
 pub struct SliceView {
     pub z: usize,
-    /// Per-pixel class on the slice grid: 0 background, 1 GGO, 2 consolidation.
+    /// Per-pixel class on the slice grid: 0 background, 1 GGO, 2 consolidation, after the lesion
+    /// rule (inside the lung or its envelope; see `lung::lesions_in_lung`), as counted.
     #[serde(with = "serde_bytes")]
     pub classes: Vec<u8>,
+    /// The slice's lung labels (0 none, 1 right, 2 left) with the lesions they absorbed, for
+    /// the viewer's lung outline.
+    #[serde(with = "serde_bytes")]
+    pub lung: Vec<u8>,
+    /// Whether the slice shows lung (the report's rule).
+    pub has_lung: bool,
     /// The reconstruction on the model grid (`size`×`size`, 0–255).
     #[serde(with = "serde_bytes")]
     pub recon: Vec<u8>,
@@ -220,10 +227,16 @@ impl Analyzer {
             Err(e) => return Err(js(e)),
         };
         let result = finish_slice(&pred, &input, self.config.ood_threshold);
+        let (cur, lung) = self.current_with_lung()?;
+        let (lung_slice, classes) = crate::pipeline::slice_in_lung(&cur.volume, lung, &result);
+        let lung_px = lung_slice.iter().filter(|&&l| l != 0).count();
         let view = SliceView {
             z,
-            lesion_px: result.classes.iter().filter(|&&c| c != 0).count(),
-            classes: result.classes.clone(),
+            lesion_px: classes.iter().filter(|&&c| c != 0).count(),
+            classes,
+            has_lung: lung_px > 0
+                && lung_px as f64 >= crate::report::MIN_LUNG_SHARE * lung_slice.len() as f64,
+            lung: lung_slice,
             recon: pred
                 .recon
                 .as_ref()
@@ -287,7 +300,8 @@ struct Current {
     volume: CtVolume,
     /// Analysed slices, in z order.
     results: Vec<SliceResult>,
-    /// Computed on first use (report or export), not at load: it is not needed to view.
+    /// Computed on first use (the first analysed slice, the outline, the report or an export),
+    /// not at load: it is not needed to view.
     lung: OnceCell<LungMask>,
 }
 

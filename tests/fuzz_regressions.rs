@@ -35,4 +35,21 @@ fn fuzz_findings_are_clean_errors() {
         n += 1;
     }
     assert!(n > 0, "no regression inputs found in {}", dir.display());
+    // A refusal that comes after the parser reserved gigabytes is no refusal: the worker in the
+    // browser would be dead by then. The peak resident size of this test process says whether
+    // any input got that far (before the length check, one file took it past 4 GB).
+    if let Some(peak_kb) = peak_rss_kb() {
+        assert!(
+            peak_kb < 512 * 1024,
+            "peak RSS {} MB while refusing the fuzz findings",
+            peak_kb / 1024
+        );
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), kB.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

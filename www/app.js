@@ -32,7 +32,7 @@ export function startApp(doc) {
     "overlay", "opacity", "pcovid", "pbar", "pnote", "numbers", "ood", "meta", "warnings",
     "slice-info", "slice-result", "slice-figure", "strip", "wl-lung", "wl-med", "wl-text",
     "progress", "progress-wrap", "progress-text", "cancel", "synthetic", "dl-mask", "dl-png",
-    "dl-json", "print", "dl-seg",
+    "dl-json", "print", "dl-seg", "lung-outline", "nolung",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
@@ -139,7 +139,8 @@ export function startApp(doc) {
     const values = vol.voxels.subarray(z * nx * ny, (z + 1) * nx * ny);
     const grey = windowSlice(values, vol.win);
     const s = vol.slices[z];
-    drawRgba(ui.slice, composeRgba(grey, ui.overlay.checked && s ? s.classes : null, Number(ui.opacity.value)), nx, ny);
+    const lung = ui.lungOutline.checked && s ? s.lung : null;
+    drawRgba(ui.slice, composeRgba(grey, ui.overlay.checked && s ? s.classes : null, Number(ui.opacity.value), lung, nx), nx, ny);
     if (s && s.recon.length) drawRgba(ui.recon, composeRgba(s.recon, null, 0), s.size, s.size);
     else ui.recon.getContext("2d").clearRect(0, 0, ui.recon.width, ui.recon.height); // not analysed: no stale image
     const pos = vol.positions_mm[z];
@@ -147,7 +148,9 @@ export function startApp(doc) {
     doc.body.dataset.z = String(z);
     ui.wlText.textContent = vol.info.hu ? `W ${Math.round(vol.win.width)} / L ${Math.round(vol.win.level)}` : "8-bit image (no HU)";
     ui.sliceResult.textContent = s
-      ? `p(COVID-19) ${s.p_covid.toFixed(2)} · lesion ${s.lesion_px} px (${(100 * s.lesion_px / (nx * ny)).toFixed(1)} % of the slice)` + (s.ood ? " · out of distribution" : "")
+      ? (s.has_lung
+        ? `p(COVID-19) ${s.p_covid.toFixed(2)} · lesion ${s.lesion_px} px (${(100 * s.lesion_px / (nx * ny)).toFixed(1)} % of the slice)`
+        : "no lung on this slice (not counted)") + (s.ood ? " · out of distribution" : "")
       : "not analysed yet";
     drawStrip(ui.strip, vol.slices, z);
     renderReport();
@@ -157,6 +160,29 @@ export function startApp(doc) {
     const r = vol?.report;
     if (!r) return;
     ui.results.hidden = false;
+    doc.body.dataset.lungFound = r.lung_found ? "1" : "0";
+    ui.nolung.hidden = r.lung_found;
+    if (!r.lung_found) {
+      // No lung, no verdict: no number stands where the estimate would be.
+      ui.nolung.textContent = "No lung was found in this scan: it looks like an abdominal or other non-chest scan, so there is no COVID-19 estimate, no severity and no lung or lesion figures. Results are not meaningful for this input.";
+      ui.pcovid.textContent = "none (no lung)";
+      ui.pbar.style.width = "0%";
+      ui.pnote.textContent = "";
+      ui.numbers.textContent = `Severity ${r.severity}.`;
+    } else {
+      renderEstimate(r);
+    }
+    ui.ood.hidden = !r.ood && r.ood_slices.length === 0;
+    ui.ood.textContent = r.ood
+      ? `Warning: ${r.ood_message}.`
+      : `${r.ood_slices.length} slice(s) look unlike the training data (out of distribution); results there may be unreliable.`;
+    ui.warnings.replaceChildren(...r.warnings.map((w) => { const li = doc.createElement("li"); li.textContent = w; return li; }));
+    ui.meta.textContent = `${r.input} · ${r.dims.join("×")} · model ${r.model} · ${r.backend} · ${vol.ms.toFixed(0)} ms · ${r.disclaimer}`;
+    doc.body.dataset.severity = r.severity;
+  }
+
+  /** The estimate, severity and volumes of a report that found lung. */
+  function renderEstimate(r) {
     const p = r.p_covid;
     ui.pcovid.textContent = Number.isFinite(p) ? p.toFixed(2) : "n/a";
     ui.pbar.style.width = `${(100 * (p || 0)).toFixed(1)}%`;
@@ -174,13 +200,6 @@ export function startApp(doc) {
       : `Lung ${r.lung_px.left + r.lung_px.right} px; lesions ${r.lesion_px.total} px (ground-glass ${r.lesion_px.ggo}, consolidation ${r.lesion_px.consolidation}); no physical spacing, so pixels only.`;
     ui.numbers.textContent = `Severity ${r.severity}. Lung involved: ${pct(inv.total)} (left ${pct(inv.left)}, right ${pct(inv.right)}). ${amounts}` +
       (r.lung_mask_approximate ? " Lung mask approximate (8-bit input)." : "");
-    ui.ood.hidden = !r.ood && r.ood_slices.length === 0;
-    ui.ood.textContent = r.ood
-      ? `Warning: ${r.ood_message}.`
-      : `${r.ood_slices.length} slice(s) look unlike the training data (out of distribution); results there may be unreliable.`;
-    ui.warnings.replaceChildren(...r.warnings.map((w) => { const li = doc.createElement("li"); li.textContent = w; return li; }));
-    ui.meta.textContent = `${r.input} · ${r.dims.join("×")} · model ${r.model} · ${r.backend} · ${vol.ms.toFixed(0)} ms · ${r.disclaimer}`;
-    doc.body.dataset.severity = r.severity;
   }
 
   async function analyseFiles(fileList) {
@@ -209,6 +228,7 @@ export function startApp(doc) {
     if (files.length) analyseFiles(files);
   });
   ui.overlay.addEventListener("change", render);
+  ui.lungOutline.addEventListener("change", render);
   ui.opacity.addEventListener("input", render);
   ui.wlLung.addEventListener("click", () => { if (vol) { vol.win = { ...PRESETS.lung }; render(); } });
   ui.wlMed.addEventListener("click", () => { if (vol) { vol.win = { ...PRESETS.mediastinum }; render(); } });

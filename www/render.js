@@ -3,6 +3,9 @@
 /** Lesion colours (RGB) by class: 1 ground-glass (yellow), 2 consolidation (red). */
 export const CLASS_COLOURS = { 1: [255, 224, 0], 2: [255, 48, 48] };
 
+/** Lung outline colour (RGB): what was counted as lung. */
+export const LUNG_COLOUR = [79, 195, 247];
+
 /** Window presets in HU. */
 export const PRESETS = { lung: { width: 1500, level: -600 }, mediastinum: { width: 350, level: 40 } };
 
@@ -24,13 +27,15 @@ export function windowSlice(values, win) {
 }
 
 /**
- * Grey image plus a lesion overlay into RGBA pixels.
+ * Grey image plus a lesion overlay (and optionally the lung outline) into RGBA pixels.
  * @param {Uint8Array} grey row-major grey pixels
  * @param {Uint8Array|null} classes per-pixel class (0 none), same size, or null for no overlay
  * @param {number} opacity 0..1
+ * @param {Uint8Array|null} [lung] per-pixel lung side (0 none), same size, outlined when given
+ * @param {number} [width] row length, needed with `lung`
  * @returns {Uint8ClampedArray}
  */
-export function composeRgba(grey, classes, opacity) {
+export function composeRgba(grey, classes, opacity, lung = null, width = 0) {
   const out = new Uint8ClampedArray(grey.length * 4);
   for (let i = 0; i < grey.length; i++) {
     let r = grey[i], g = grey[i], b = grey[i];
@@ -42,6 +47,18 @@ export function composeRgba(grey, classes, opacity) {
       b = b * (1 - opacity) + col[2] * opacity;
     }
     out[4 * i] = r; out[4 * i + 1] = g; out[4 * i + 2] = b; out[4 * i + 3] = 255;
+  }
+  if (lung && width > 0) {
+    // Boundary pixels: lung with a 4-neighbour of another label (or the image edge).
+    const n = grey.length;
+    for (let i = 0; i < n; i++) {
+      const l = lung[i];
+      if (!l) continue;
+      const x = i % width;
+      const edge = x === 0 || x === width - 1 || i < width || i >= n - width
+        || lung[i - 1] !== l || lung[i + 1] !== l || lung[i - width] !== l || lung[i + width] !== l;
+      if (edge) { out[4 * i] = LUNG_COLOUR[0]; out[4 * i + 1] = LUNG_COLOUR[1]; out[4 * i + 2] = LUNG_COLOUR[2]; }
+    }
   }
   return out;
 }
@@ -69,7 +86,8 @@ export function drawStrip(canvas, slices, current) {
     const s = slices[z];
     if (!s) continue;
     const bh = Math.max(1, s.p_covid * (h - 2));
-    ctx.fillStyle = s.ood ? "#ff9800" : s.p_covid > 0.5 ? "#e57373" : "#81c784";
+    // Slices without lung take no part in the patient-level estimate: grey.
+    ctx.fillStyle = s.has_lung === false ? "#555" : s.ood ? "#ff9800" : s.p_covid > 0.5 ? "#e57373" : "#81c784";
     ctx.fillRect(z * bw, h - bh, Math.max(1, bw - 0.5), bh);
   }
   ctx.fillStyle = "#4fc3f7";

@@ -47,7 +47,7 @@ async function analyseAll(view, id) {
     if (id !== runId) break;
     const slice = await analyzer.analyze_slice(z);
     postMessage({ type: "slice", slice, done: z + 1, total: nz, gpuError: analyzer.gpu_error() ?? null },
-      [slice.classes.buffer, slice.recon.buffer]);
+      [slice.classes.buffer, slice.recon.buffer, slice.lung.buffer]);
     await new Promise((r) => setTimeout(r, 0));
   }
   const cancelled = id !== runId;

@@ -69,6 +69,9 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Describe an input as the readers see it (one JSON object).
     Info(InfoArgs),
+    /// The lung mask alone (no model): volume per side, slices with lung, and optionally the
+    /// label map (1 right, 2 left) as .nii.gz on the input's grid. One JSON object.
+    Lung(LungArgs),
     /// Print inference and training-step timings.
     Bench(BenchArgs),
     /// Time loading (DICOM series, NIfTI, the JPEG 2000 series) and the whole pipeline on a
@@ -226,6 +229,18 @@ struct InfoArgs {
 }
 
 #[derive(Args)]
+struct LungArgs {
+    /// A DICOM folder or files, a NIfTI, or a PNG/JPEG.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Write the lung labels (1 right, 2 left) as .nii.gz on the input's grid.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = ctscreen::volume::DEFAULT_MAX_VOXELS)]
+    max_voxels: u64,
+}
+
+#[derive(Args)]
 struct BenchArgs {
     #[arg(long, default_value = "models/ctscreen-v1")]
     model: PathBuf,
@@ -302,6 +317,7 @@ fn run(cli: Cli) -> Result<()> {
         } => calibrate_ood(&model, &data, percentile, device.device),
         Command::Analyze(a) => analyze(a),
         Command::Info(a) => info(a),
+        Command::Lung(a) => lung(a),
         Command::BenchVolume(a) => bench_volume(a),
         Command::Bench(a) => bench(a),
     }
@@ -526,6 +542,40 @@ fn info(a: InfoArgs) -> Result<()> {
     Ok(())
 }
 
+fn lung(a: LungArgs) -> Result<()> {
+    use ctscreen::lung::{LEFT, RIGHT};
+    let vol = load_inputs(&a.inputs, a.max_voxels)?;
+    let t = Instant::now();
+    let m = lung_mask(&vol);
+    let seconds = t.elapsed().as_secs_f64();
+    let n2 = vol.slice_len();
+    let with_lung = (0..vol.dims[2])
+        .filter(|&z| {
+            let px = m.slice(&vol, z).iter().filter(|&&l| l != 0).count();
+            px > 0 && px as f64 >= ctscreen::report::MIN_LUNG_SHARE * n2 as f64
+        })
+        .count();
+    let (r, l) = (m.count(RIGHT), m.count(LEFT));
+    let ml = vol.voxel_ml();
+    if let Some(path) = &a.out {
+        let bytes = nii::write_labels_nii_gz(&vol, &m.labels, "ctscreen lung 1=right 2=left")?;
+        std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
+    }
+    let value = serde_json::json!({
+        "input": a.inputs[0].display().to_string(),
+        "dims": vol.dims,
+        "method": m.method,
+        "approximate": m.approximate,
+        "lung_px": {"left": l, "right": r},
+        "lung_ml": ml.map(|v| serde_json::json!({"left": l as f64 * v, "right": r as f64 * v})),
+        "slices_with_lung": with_lung,
+        "lung_found": with_lung > 0,
+        "seconds": seconds,
+    });
+    println!("{value}");
+    Ok(())
+}
+
 fn analyze(a: AnalyzeArgs) -> Result<()> {
     let t0 = Instant::now();
     let vol = load_inputs(&a.inputs, a.max_voxels)?;
@@ -592,9 +642,11 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
             .involvement_pct
             .total
             .map_or("n/a".to_string(), |v| format!("{v:.1} %"));
+        let p = report
+            .p_covid
+            .map_or("n/a (no lung found)".to_string(), |p| format!("{p:.3}"));
         println!(
-            "{input}: patient-level p(COVID-19) = {:.3} ({}); lung involvement {inv}, severity {}; {} of {} slices flagged out-of-distribution.",
-            report.p_covid,
+            "{input}: patient-level p(COVID-19) = {p} ({}); lung involvement {inv}, severity {}; {} of {} slices flagged out-of-distribution.",
             report.p_covid_rule,
             report.severity,
             report.ood_slices.len(),

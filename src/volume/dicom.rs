@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use dicom_dictionary_std::tags;
+use dicom_core::dictionary::DataDictionary;
+use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::{DefaultDicomObject, OpenFileOptions, Tag};
 use dicom_pixeldata::PixelDecoder;
@@ -81,22 +82,34 @@ fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
 /// undefined length (sequences, encapsulated pixel data) end the scan; what follows them is
 /// left to the parser.
 fn check_declared_lengths(bytes: &[u8]) -> std::result::Result<(), String> {
+    // dicom-rs reads a VR it does not know as UN, with a 4-byte length after two reserved
+    // bytes; so only the VRs known to carry a 2-byte length are short here, and every other pair
+    // of bytes is long, as the parser will read it (a fuzzed file with VR "\0\0" declaring
+    // 4 GB this way got past a scan that treated unknown VRs as short).
     let explicit_long = |vr: &[u8]| {
-        matches!(
+        !matches!(
             vr,
-            b"OB"
-                | b"OW"
-                | b"OF"
-                | b"OD"
-                | b"OL"
-                | b"OV"
-                | b"SQ"
-                | b"UT"
-                | b"UN"
-                | b"UC"
-                | b"UR"
-                | b"SV"
-                | b"UV"
+            b"AE"
+                | b"AS"
+                | b"AT"
+                | b"CS"
+                | b"DA"
+                | b"DS"
+                | b"DT"
+                | b"FL"
+                | b"FD"
+                | b"IS"
+                | b"LO"
+                | b"LT"
+                | b"PN"
+                | b"SH"
+                | b"SL"
+                | b"SS"
+                | b"ST"
+                | b"TM"
+                | b"UI"
+                | b"UL"
+                | b"US"
         )
     };
     let u16le = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]) as u64;
@@ -184,33 +197,65 @@ fn check_declared_lengths(bytes: &[u8]) -> std::result::Result<(), String> {
             u32le(b)
         }
     };
+    // The data set, nested sequences and items included: dicom-rs walks them element by
+    // element, so every declared length met on that walk must fit in what is left of the file.
+    // Items of encapsulated pixel data hold bytes, not elements: they are skipped whole.
+    let mut in_fragments = false;
     while pos + 8 <= n {
         let p = pos as usize;
-        let (len, head) = if implicit {
-            (rd32(&bytes[p + 4..]), 8)
+        let (group, elem) = (rd16(&bytes[p..]), rd16(&bytes[p + 2..]));
+        if group == 0xFFFE {
+            // Item, item delimiter, sequence delimiter: tag and a 4-byte length, no VR.
+            let len = rd32(&bytes[p + 4..]);
+            pos += 8;
+            match elem {
+                0xE0DD => in_fragments = false,
+                0xE000 if len != 0xFFFF_FFFF => {
+                    if pos + len > n {
+                        return Err(format!(
+                            "an item declares {len} bytes but only {} remain",
+                            n - pos
+                        ));
+                    }
+                    if in_fragments {
+                        pos += len;
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let (len, head, is_sq) = if implicit {
+            let is_sq = StandardDataDictionary
+                .by_tag(Tag(group as u16, elem as u16))
+                .is_some_and(|e| e.vr.relaxed() == dicom_core::VR::SQ);
+            (rd32(&bytes[p + 4..]), 8, is_sq)
         } else {
             let vr = &bytes[p + 4..p + 6];
             if explicit_long(vr) {
                 if pos + 12 > n {
                     return Ok(());
                 }
-                (rd32(&bytes[p + 8..]), 12)
+                (rd32(&bytes[p + 8..]), 12, vr == b"SQ")
             } else {
-                (rd16(&bytes[p + 6..]), 8)
+                (rd16(&bytes[p + 6..]), 8, false)
             }
         };
         if len == 0xFFFF_FFFF {
-            return Ok(());
+            // Undefined length: a sequence (items of elements follow) or encapsulated pixel
+            // data (items of bytes follow), both closed by a sequence delimiter.
+            in_fragments = !is_sq && (group, elem) == (0x7FE0, 0x0010);
+            pos += head;
+            continue;
         }
         if pos + head + len > n {
             return Err(format!(
-                "element ({:04X},{:04X}) declares {len} bytes but only {} remain",
-                rd16(&bytes[p..]),
-                rd16(&bytes[p + 2..]),
+                "element ({group:04X},{elem:04X}) declares {len} bytes but only {} remain",
                 n.saturating_sub(pos + head)
             ));
         }
-        pos += head + len;
+        // A sequence of defined length: its items follow, walked like the rest.
+        pos += if is_sq { head } else { head + len };
     }
     Ok(())
 }
@@ -283,6 +328,7 @@ fn read_header(file: usize, name: &Path, bytes: &[u8]) -> Result<Option<SliceHea
             (tags::STUDY_ID, "SH"),
             (tags::ACCESSION_NUMBER, "SH"),
             (tags::REFERRING_PHYSICIAN_NAME, "PN"),
+            (tags::POSITION_REFERENCE_INDICATOR, "LO"),
         ]
         .iter()
         .filter_map(|(t, vr)| text(&obj, *t).map(|v| (t.0, t.1, vr.to_string(), v)))

@@ -159,10 +159,15 @@ async function runMode(mode) {
   await page.click("#strip", { position: { x: 839, y: 30 } });
   check(`${mode}: clicking the strip jumps to a slice`, (await zOf()) === 19);
   const shownSeverity = await page.evaluate(() => document.body.dataset.severity);
-  const shownP = Number(await page.textContent("#pcovid"));
+  const shownPText = await page.textContent("#pcovid");
+  // The series is an upper abdomen without lung: no verdict, visibly, on both paths.
+  check(`${mode}: the lung-free abdominal series shows "no lung" instead of an estimate ("${shownPText}", severity ${shownSeverity})`,
+    (await page.evaluate(() => document.body.dataset.lungFound)) === "0" && await page.isVisible("#nolung")
+    && shownPText.includes("no lung") && shownSeverity === "n/a");
   if (cliReport && full) {
-    check(`${mode}: page report matches the CLI (p ${shownP} vs ${cliReport.p_covid.toFixed(2)}, ${shownSeverity} vs ${cliReport.severity})`,
-      Math.abs(shownP - cliReport.p_covid) <= 0.011 && shownSeverity === cliReport.severity);
+    check(`${mode}: page report matches the CLI (no lung in either: p ${cliReport.p_covid}, ${shownSeverity} vs ${cliReport.severity}, warning ${cliReport.warnings.some((w) => w.startsWith("no lung found"))})`,
+      cliReport.lung_found === false && cliReport.p_covid === null && shownSeverity === cliReport.severity
+      && cliReport.warnings.some((w) => w.startsWith("no lung found")));
   }
   const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-mask")]);
   const nii = zlib.gunzipSync(fs.readFileSync(await dl.path()));
@@ -173,14 +178,15 @@ async function runMode(mode) {
   const [dlj] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-json")]);
   const rep = JSON.parse(fs.readFileSync(await dlj.path(), "utf8"));
   check(`${mode}: downloaded JSON report has the report's keys`,
-    ["input", "model", "backend", "p_covid", "slices", "lung_ml", "lesion_ml", "involvement_pct", "severity", "ood_slices"].every((k) => k in rep)
+    ["input", "model", "backend", "p_covid", "lung_found", "slices", "lung_ml", "lesion_ml", "involvement_pct", "severity", "ood_slices"].every((k) => k in rep)
+    && rep.slices.every((s) => typeof s.lung === "boolean")
     && rep.slices.length === (full ? 20 : Number(await page.evaluate(() => document.body.dataset.done))));
   if (cliReport && full) {
     const close = (a, b, tol) => Math.abs(a - b) <= tol;
     check(`${mode}: page JSON matches the CLI (lung ${(rep.lung_ml.left + rep.lung_ml.right).toFixed(1)} vs ${(cliReport.lung_ml.left + cliReport.lung_ml.right).toFixed(1)} mL, lesions ${rep.lesion_ml.total.toFixed(2)} vs ${cliReport.lesion_ml.total.toFixed(2)} mL)`,
       close(rep.lung_ml.left, cliReport.lung_ml.left, 1e-6) && close(rep.lung_ml.right, cliReport.lung_ml.right, 1e-6)
       && close(rep.lesion_ml.total, cliReport.lesion_ml.total, Math.max(0.5, 0.02 * cliReport.lesion_ml.total))
-      && close(rep.p_covid, cliReport.p_covid, 0.01) && rep.severity === cliReport.severity);
+      && rep.p_covid === cliReport.p_covid && rep.lung_found === cliReport.lung_found && rep.severity === cliReport.severity);
   }
   await page.screenshot({ path: path.join(outDir, `${mode}-series.png`), fullPage: true });
   let analyses = 3;
@@ -196,10 +202,24 @@ async function runMode(mode) {
       && rel(r.lung_ml.left, cliSbu.lung_ml.left) < 1e-6 && rel(r.lung_ml.right, cliSbu.lung_ml.right) < 1e-6
       && r.severity === cliSbu.severity && Math.abs(r.p_covid - cliSbu.p_covid) < 0.01
       && Math.abs(r.involvement_pct.total - cliSbu.involvement_pct.total) < 1.0);
+    // The lung outline: drawn in its colour when switched on, absent when off.
+    const lungPixels = () => page.evaluate(() => {
+      const c = document.getElementById("slice");
+      const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < px.length; i += 4) n += px[i] === 79 && px[i + 1] === 195 && px[i + 2] === 247;
+      return n;
+    });
+    const before = await lungPixels();
+    await page.check("#lung-outline");
+    const outlined = await lungPixels();
+    await page.screenshot({ path: path.join(outDir, `${mode}-sbu-lung-outline.png`), fullPage: true });
+    await page.uncheck("#lung-outline");
+    check(`${mode}: "Show lung outline" draws the lung's outline (${outlined} px on, ${before} off)`, before === 0 && outlined > 500);
     const [dseg] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-seg")]);
     const seg = fs.readFileSync(await dseg.path());
     check(`${mode}: DICOM input offers a DICOM-SEG download that is a Segmentation object (${seg.length} bytes)`,
-      seg.subarray(128, 132).toString() === "DICM" && seg.includes(Buffer.from("1.2.840.10008.5.1.4.1.1.66")));
+      seg.subarray(128, 132).toString() === "DICM" && seg.includes(Buffer.from("1.2.840.10008.5.1.4.1.1.66.4\0")));
   }
 
   // The demo: synthetic phantom, visibly labelled (cancelled after a slice on software WebGPU).
