@@ -318,3 +318,128 @@ mod tests {
         assert_eq!(r.pixels, vec![4, 1, 5, 2, 6, 3]);
     }
 }
+
+/// What a real HU scan without pixel labels can still say about the segmentation: how much of
+/// the lung is called lesion, and whether what is called lesion is denser than the rest of the
+/// lung (ground glass is typically 150–400 HU denser than aerated lung). Sanity figures, not
+/// accuracy: see the model card.
+#[derive(Debug, Clone, Serialize)]
+pub struct RealCtCase {
+    pub path: String,
+    /// `covid` or `no-pneumonia`, from the manifest.
+    pub class: String,
+    pub slices: usize,
+    pub lung_found: bool,
+    pub lung_ml: Option<f64>,
+    pub lesion_ml: Option<f64>,
+    /// Lesion share of the lung, %.
+    pub lesion_pct: Option<f64>,
+    /// Mean HU of the voxels called lesion, and of the rest of the lung.
+    pub lesion_mean_hu: Option<f64>,
+    pub rest_mean_hu: Option<f64>,
+    /// `lesion_mean_hu − rest_mean_hu`.
+    pub hu_contrast: Option<f64>,
+    pub severity: String,
+    pub p_covid: Option<f64>,
+}
+
+/// Analyse one real HU volume as `ctscreen analyze` does and measure it for [`RealCtCase`].
+#[cfg(not(target_family = "wasm"))]
+#[allow(clippy::too_many_arguments)]
+pub fn real_ct_case(
+    model: &MultiTaskModel,
+    device: &burn::prelude::Device,
+    vol: &crate::volume::CtVolume,
+    size: usize,
+    ood_threshold: Option<f32>,
+    batch: usize,
+    path: &str,
+    class: &str,
+) -> Result<RealCtCase> {
+    let slices =
+        crate::pipeline::analyze_volume(model, device, vol, size, ood_threshold, batch, |_, _| {})?;
+    let lung = crate::lung::lung_mask(vol);
+    let ctx = crate::report::ReportContext {
+        input: path,
+        model: "",
+        backend: "",
+    };
+    let report = crate::report::build(&ctx, vol, &lung, &slices);
+    let n2 = vol.slice_len();
+    let (mut les_sum, mut les_n, mut rest_sum, mut rest_n) = (0.0f64, 0usize, 0.0f64, 0usize);
+    for s in &slices {
+        let (lung_slice, classes) = crate::pipeline::slice_in_lung(vol, &lung, s);
+        let hu = vol.slice(s.z);
+        for i in 0..n2 {
+            if lung_slice[i] == 0 {
+                continue;
+            }
+            if classes[i] != 0 {
+                les_sum += hu[i] as f64;
+                les_n += 1;
+            } else {
+                rest_sum += hu[i] as f64;
+                rest_n += 1;
+            }
+        }
+    }
+    let lesion_mean_hu = (les_n > 0).then(|| les_sum / les_n as f64);
+    let rest_mean_hu = (rest_n > 0).then(|| rest_sum / rest_n as f64);
+    Ok(RealCtCase {
+        path: path.to_string(),
+        class: class.to_string(),
+        slices: vol.dims[2],
+        lung_found: report.lung_found,
+        lung_ml: report.lung_ml.as_ref().map(|l| l.left + l.right),
+        lesion_ml: report.lesion_ml.as_ref().map(|l| l.total),
+        lesion_pct: report.involvement_pct.total,
+        lesion_mean_hu,
+        rest_mean_hu,
+        hu_contrast: lesion_mean_hu.zip(rest_mean_hu).map(|(a, b)| a - b),
+        severity: report.severity.to_string(),
+        p_covid: report.p_covid,
+    })
+}
+
+/// One line of a real-CT manifest: `path<TAB>class`, `#` comments and blank lines skipped.
+pub fn parse_real_manifest(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (k, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split('\t').map(str::trim).filter(|p| !p.is_empty());
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(path), Some(class @ ("covid" | "no-pneumonia")), None) => {
+                out.push((path.to_string(), class.to_string()))
+            }
+            _ => {
+                return Err(format!(
+                    "line {}: expected `path<TAB>covid|no-pneumonia`, got {line:?}",
+                    k + 1
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod real_tests {
+    use super::parse_real_manifest;
+
+    #[test]
+    fn manifest_lines_parse_and_bad_ones_are_named() {
+        let m = parse_real_manifest("# c\n\na/b\tcovid\nc d\tno-pneumonia\n").unwrap();
+        assert_eq!(
+            m,
+            vec![
+                ("a/b".to_string(), "covid".to_string()),
+                ("c d".to_string(), "no-pneumonia".to_string())
+            ]
+        );
+        let e = parse_real_manifest("x\tcovid\ny\tmaybe\n").unwrap_err();
+        assert!(e.starts_with("line 2"), "{e}");
+    }
+}

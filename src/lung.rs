@@ -1238,6 +1238,12 @@ mod tests {
             .count();
         let ours = m.count(LEFT) + m.count(RIGHT) - in_mask(T_PATCH);
         let rel = ours as f64 / truth_lung as f64 - 1.0;
+        eprintln!(
+            "phantom: lung {ours} vs {truth_lung} voxels ({:+.1} %); airway {} of {} voxels left",
+            100.0 * rel,
+            in_mask(T_AIRWAY),
+            count(T_AIRWAY)
+        );
         assert!(
             rel.abs() < 0.05,
             "lung {ours} vs {truth_lung} voxels ({rel:+.3})"
@@ -1294,6 +1300,10 @@ mod tests {
         let voxel = vol.voxel_ml().unwrap();
         let want = patch as f64 * voxel;
         let les = r.lesion_ml.clone().unwrap();
+        eprintln!(
+            "phantom: consolidation {:.2} mL vs {want:.2} mL; {patch_in_mask} of {patch} patch voxels in the threshold mask",
+            les.consolidation
+        );
         assert!(
             (les.consolidation / want - 1.0).abs() < 0.05,
             "consolidation {:.1} mL vs {want:.1} mL",

@@ -560,3 +560,58 @@ fn info_and_analyze_read_every_input_kind() {
         "no files",
     );
 }
+
+#[test]
+fn eval_real_measures_lesion_share_and_hu_contrast_and_refuses_bad_manifests() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/ctscreen-v1");
+    let dir = common::tmp_dir("eval-real");
+    let manifest = dir.join("m.tsv");
+    std::fs::write(
+        &manifest,
+        "# two single slices\nct-files/sbu-covid-dicom/A027284/axial/19000925-116.dcm\tno-pneumonia\n\
+         ct-files/sbu-covid-dicom/A048383/axial/19001231-30.dcm\tcovid\n",
+    )
+    .unwrap();
+    let o = ctscreen(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--real",
+        manifest.to_str().unwrap(),
+        "--real-root",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cases = v["real_ct"]["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    // The abdomen slice: no lung, so no share, no contrast and no probability.
+    let abdomen = &cases[0];
+    assert_eq!(abdomen["lung_found"], false);
+    assert!(abdomen["lesion_pct"].is_null() && abdomen["p_covid"].is_null());
+    assert_eq!(abdomen["severity"], "n/a");
+    // The chest slice: every figure present and consistent.
+    let chest = &cases[1];
+    assert_eq!(chest["lung_found"], true);
+    let pct = chest["lesion_pct"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&pct));
+    let (les, rest) = (
+        chest["lesion_mean_hu"].as_f64(),
+        chest["rest_mean_hu"].as_f64().unwrap(),
+    );
+    assert!((-1024.0..0.0).contains(&rest), "lung is air-like: {rest}");
+    if let Some(les) = les {
+        let c = chest["hu_contrast"].as_f64().unwrap();
+        assert!((c - (les - rest)).abs() < 1e-9);
+    }
+    assert_eq!(v["real_ct"]["covid"]["n"], 1);
+    assert_eq!(v["real_ct"]["no_pneumonia"]["n"], 1);
+
+    std::fs::write(&manifest, "a.dcm\tperhaps\n").unwrap();
+    let o = ctscreen(&["eval", "--real", manifest.to_str().unwrap()]);
+    assert_clean_failure(&o, "m.tsv");
+}

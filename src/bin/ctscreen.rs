@@ -177,6 +177,13 @@ struct EvalArgs {
     /// all, or the documented train/val parts (MedSeg hold-back; UCSD official lists).
     #[arg(long, value_enum, default_value = "all")]
     split: Split,
+    /// Real HU scans without pixel labels (a manifest of `path<TAB>covid|no-pneumonia`, e.g.
+    /// tests/real-ct-manifest.tsv): lesion share of lung, HU contrast, severity, p(COVID-19).
+    #[arg(long)]
+    real: Option<PathBuf>,
+    /// What the manifest's paths are relative to.
+    #[arg(long, default_value = "../shared/data")]
+    real_root: PathBuf,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -391,9 +398,9 @@ fn finite(x: f64) -> serde_json::Value {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    if a.seg.is_none() && a.cls.is_none() {
+    if a.seg.is_none() && a.cls.is_none() && a.real.is_none() {
         return Err(Error::InvalidArgument(
-            "give --seg DIR and/or --cls DIR".into(),
+            "give --seg DIR, --cls DIR and/or --real MANIFEST".into(),
         ));
     }
     let device = a.device.device.device()?;
@@ -491,10 +498,73 @@ fn eval(a: EvalArgs) -> Result<()> {
             }),
         );
     }
+    if let Some(manifest) = &a.real {
+        let text = std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, e))?;
+        let cases = evaluate::parse_real_manifest(&text)
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", manifest.display())))?;
+        let mut results = Vec::with_capacity(cases.len());
+        for (path, class) in &cases {
+            let vol = load_inputs(
+                &[a.real_root.join(path)],
+                ctscreen::volume::DEFAULT_MAX_VOXELS,
+            )?;
+            let r = evaluate::real_ct_case(
+                &loaded.model,
+                &device,
+                &vol,
+                size,
+                loaded.config.ood_threshold,
+                a.batch,
+                path,
+                class,
+            )?;
+            if !a.json {
+                let f = |v: Option<f64>, d: usize| v.map_or("n/a".into(), |v| format!("{v:.d$}"));
+                println!(
+                    "real {:<13} {:<72} slices {:>3}  lesion {:>6} % of lung  HU contrast {:>6}  {:<4}  p {}",
+                    r.class,
+                    r.path,
+                    r.slices,
+                    f(r.lesion_pct, 1),
+                    f(r.hu_contrast, 0),
+                    r.severity,
+                    f(r.p_covid, 2)
+                );
+            }
+            results.push(r);
+        }
+        let summary = |class: &str| {
+            let c: Vec<&evaluate::RealCtCase> =
+                results.iter().filter(|r| r.class == class).collect();
+            let pct: Vec<f64> = c.iter().filter_map(|r| r.lesion_pct).collect();
+            let con: Vec<f64> = c.iter().filter_map(|r| r.hu_contrast).collect();
+            json!({
+                "n": c.len(),
+                "lesion_pct_mean": finite(mean(&pct)),
+                "lesion_pct_max": finite(pct.iter().copied().fold(f64::NAN, f64::max)),
+                "hu_contrast_mean": finite(mean(&con)),
+                "hu_contrast_min": finite(con.iter().copied().fold(f64::NAN, f64::min)),
+                "p_covid_at_least_half": c.iter().filter(|r| r.p_covid.is_some_and(|p| p >= 0.5)).count(),
+            })
+        };
+        let (cov, non) = (summary("covid"), summary("no-pneumonia"));
+        if !a.json {
+            println!("real covid: {cov}");
+            println!("real no-pneumonia: {non}");
+        }
+        out.insert(
+            "real_ct".into(),
+            json!({"cases": results, "covid": cov, "no_pneumonia": non}),
+        );
+    }
     if a.json {
         println!("{}", serde_json::Value::Object(out));
     }
     Ok(())
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
 }
 
 fn calibrate_ood(

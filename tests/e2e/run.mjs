@@ -52,6 +52,14 @@ if (cli) {
   console.log("note: no native ctscreen binary found; the page-vs-CLI report check is skipped");
 }
 const maskPath = path.join(data, "medseg-covid/train/masks-binary/0.png");
+/** Whether `buf` holds `uid` as a whole UID value (not the prefix of a longer one). */
+function hasUid(buf, uid) {
+  for (let i = buf.indexOf(uid); i >= 0; i = buf.indexOf(uid, i + 1)) {
+    const next = buf[i + uid.length];
+    if (next === undefined || !(next === 0x2e || (next >= 0x30 && next <= 0x39))) return true;
+  }
+  return false;
+}
 const overlays = {};
 
 async function runMode(mode) {
@@ -219,7 +227,7 @@ async function runMode(mode) {
     const [dseg] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-seg")]);
     const seg = fs.readFileSync(await dseg.path());
     check(`${mode}: DICOM input offers a DICOM-SEG download that is a Segmentation object (${seg.length} bytes)`,
-      seg.subarray(128, 132).toString() === "DICM" && seg.includes(Buffer.from("1.2.840.10008.5.1.4.1.1.66.4\0")));
+      seg.subarray(128, 132).toString() === "DICM" && hasUid(seg, "1.2.840.10008.5.1.4.1.1.66.4"));
   }
 
   // The demo: synthetic phantom, visibly labelled (cancelled after a slice on software WebGPU).
