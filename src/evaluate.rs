@@ -356,9 +356,18 @@ pub fn real_ct_case(
     path: &str,
     class: &str,
 ) -> Result<RealCtCase> {
-    let slices =
-        crate::pipeline::analyze_volume(model, device, vol, size, ood_threshold, batch, |_, _| {})?;
     let lung = crate::lung::lung_mask(vol);
+    let frame = crate::pipeline::input_frame(vol, &lung);
+    let slices = crate::pipeline::analyze_volume(
+        model,
+        device,
+        vol,
+        &frame,
+        size,
+        ood_threshold,
+        batch,
+        |_, _| {},
+    )?;
     let ctx = crate::report::ReportContext {
         input: path,
         model: "",

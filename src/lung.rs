@@ -330,11 +330,11 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
 /// segment at the pleura leaves such a bay in the aerated lung.
 pub const ENVELOPE_MM: f64 = 15.0;
 /// How far past the lung's convex hull a lesion may reach, mm (the pleura is curved).
-const HULL_MARGIN_MM: f64 = 5.0;
+const HULL_MARGIN_MM: f64 = 3.0;
 
 /// The lesion rule, for one slice: a lesion pixel counts (and is lung) when it lies inside the
 /// lung mask, or when it belongs to a lesion region (8-connected) that touches the lung mask
-/// and lies inside that side's envelope — within [`ENVELOPE_MM`] of the lung and within 5 mm
+/// and lies inside that side's envelope — within [`ENVELOPE_MM`] of the lung and within 3 mm
 /// of its convex hull on the slice: dense consolidation at the pleura, which the −320 HU threshold
 /// leaves out of the lung, lies there; the chest wall lies outside the hull. Every other lesion
 /// pixel (chest wall, mediastinum away from the lung, the table, outside the body) is dropped.

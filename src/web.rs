@@ -13,7 +13,7 @@ use crate::inference::{SlicePrediction, batch_tensor, run};
 use crate::lung::{LungMask, lung_mask};
 use crate::model::MultiTaskModel;
 use crate::phantom::{SYNTHETIC_LABEL, chest_phantom};
-use crate::pipeline::{finish_slice, prepare_slice};
+use crate::pipeline::{InputFrame, finish_slice, input_frame, prepare_slice};
 use crate::report::{ReportContext, SliceResult};
 use crate::volume::nii::write_labels_nii_gz;
 use crate::volume::{CtVolume, Limits, load_bytes};
@@ -204,14 +204,16 @@ impl Analyzer {
         let t0 = now_ms();
         let size = self.config.input_size;
         let input = {
-            let vol = self.current_volume()?;
+            let (cur, lung) = self.current_with_lung()?;
+            let vol = &cur.volume;
             if z >= vol.dims[2] {
                 return Err(JsError::new(&format!(
                     "slice {z} is out of range (the volume has {})",
                     vol.dims[2]
                 )));
             }
-            prepare_slice(vol, z, size)
+            let frame = cur.frame.get_or_init(|| input_frame(vol, lung));
+            prepare_slice(vol, frame, z, size)
         };
         let pred = match self.predict(&input.grid).await {
             Ok(p) => p,
@@ -303,6 +305,8 @@ struct Current {
     /// Computed on first use (the first analysed slice, the outline, the report or an export),
     /// not at load: it is not needed to view.
     lung: OnceCell<LungMask>,
+    /// How the slices are framed for the model (from the lung mask), on first use.
+    frame: OnceCell<InputFrame>,
 }
 
 impl Analyzer {
@@ -320,13 +324,6 @@ impl Analyzer {
         let (cur, lung) = self.current_with_lung()?;
         let labels = crate::pipeline::lesion_labels(&cur.volume, lung, &cur.results);
         Ok((cur, labels))
-    }
-
-    fn current_volume(&self) -> Result<&CtVolume, JsError> {
-        self.current
-            .as_ref()
-            .map(|c| &c.volume)
-            .ok_or_else(|| JsError::new("no volume is loaded"))
     }
 
     fn set_volume(&mut self, name: String, vol: CtVolume, t0: f64) -> Result<JsValue, JsError> {
@@ -350,6 +347,7 @@ impl Analyzer {
             volume: vol,
             results: Vec::new(),
             lung: OnceCell::new(),
+            frame: OnceCell::new(),
         });
         serde_wasm_bindgen::to_value(&view).map_err(js)
     }

@@ -615,3 +615,25 @@ fn eval_real_measures_lesion_share_and_hu_contrast_and_refuses_bad_manifests() {
     let o = ctscreen(&["eval", "--real", manifest.to_str().unwrap()]);
     assert_clean_failure(&o, "m.tsv");
 }
+
+#[test]
+fn default_model_is_found_from_any_folder() {
+    // Run from a folder without models/: the built-in copy of the default model serves.
+    let dir = common::tmp_dir("elsewhere");
+    let o = Command::new(env!("CARGO_BIN_EXE_ctscreen"))
+        .args(["analyze", "demo", "--json"])
+        .current_dir(&dir)
+        .output()
+        .expect("binary runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["model"], "ctscreen-v1");
+    assert_eq!(r["lung_found"], true);
+    // An explicit directory that is missing is still an error naming it.
+    let o = Command::new(env!("CARGO_BIN_EXE_ctscreen"))
+        .args(["analyze", "demo", "--model", "no/such/model"])
+        .current_dir(&dir)
+        .output()
+        .expect("binary runs");
+    assert_clean_failure(&o, "no/such/model");
+}

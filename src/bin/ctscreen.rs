@@ -389,6 +389,28 @@ fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The model directory every command defaults to.
+const DEFAULT_MODEL: &str = "models/ctscreen-v1";
+
+/// Load a model directory; the default one, when it is not there (the tool run from another
+/// folder, or installed), comes from the copy built into the binary.
+fn load_model(dir: &Path, device: &burn::prelude::Device) -> Result<weights::LoadedModel> {
+    if dir == Path::new(DEFAULT_MODEL) && !dir.is_dir() {
+        let config = weights::config_from_bytes(
+            include_bytes!("../../models/ctscreen-v1/config.json"),
+            "built-in ctscreen-v1/config.json",
+        )?;
+        let model = weights::model_from_bytes(
+            &config.model,
+            include_bytes!("../../models/ctscreen-v1/model.bpk").to_vec(),
+            device,
+            "built-in ctscreen-v1/model.bpk",
+        )?;
+        return Ok(weights::LoadedModel { config, model });
+    }
+    weights::load_dir(dir, device)
+}
+
 fn finite(x: f64) -> serde_json::Value {
     if x.is_finite() {
         json!(x)
@@ -404,7 +426,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         ));
     }
     let device = a.device.device.device()?;
-    let loaded = weights::load_dir(&a.model, &device)?;
+    let loaded = load_model(&a.model, &device)?;
     let size = a.size.unwrap_or(loaded.config.input_size);
     if size == 0 || !size.is_multiple_of(loaded.config.model.size_multiple()) {
         return Err(Error::InvalidArgument(format!(
@@ -574,7 +596,7 @@ fn calibrate_ood(
     backend: Backend,
 ) -> Result<()> {
     let device = backend.device()?;
-    let mut loaded = weights::load_dir(model_dir, &device)?;
+    let mut loaded = load_model(model_dir, &device)?;
     let size = loaded.config.input_size;
     let seg = data::load_seg_dir(&root.join("medseg-covid/train"), Split::Val)?;
     let cls = data::load_cls_dir(&root.join("ucsd-covid-ct"), Split::Val)?;
@@ -651,7 +673,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     let vol = load_inputs(&a.inputs, a.max_voxels)?;
     let t_load = t0.elapsed().as_secs_f64();
     let device = a.device.device.device()?;
-    let loaded = weights::load_dir(&a.model, &device)?;
+    let loaded = load_model(&a.model, &device)?;
     let size = loaded.config.input_size;
     let nz = vol.dims[2];
     let bar = if a.json || nz < 2 {
@@ -663,11 +685,17 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} slices, ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // The lung mask first: it frames the slices for the model, then counts the lesions.
+    let t2 = Instant::now();
+    let lung = lung_mask(&vol);
+    let frame = pipeline::input_frame(&vol, &lung);
+    let t_lung = t2.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let slices = pipeline::analyze_volume(
         &loaded.model,
         &device,
         &vol,
+        &frame,
         size,
         loaded.config.ood_threshold,
         a.batch,
@@ -676,7 +704,6 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     bar.finish_and_clear();
     let t_model = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
-    let lung = lung_mask(&vol);
     let input = a
         .inputs
         .iter()
@@ -689,7 +716,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         backend: a.device.device.name(),
     };
     let report = report::build(&ctx, &vol, &lung, &slices);
-    let t_report = t2.elapsed().as_secs_f64();
+    let t_report = t_lung + t2.elapsed().as_secs_f64();
     if let Some(path) = &a.seg_out {
         let labels = pipeline::lesion_labels(&vol, &lung, &slices);
         let bytes = ctscreen::dicom_seg::write_seg(&vol, &labels)?;
@@ -793,21 +820,23 @@ fn bench_volume(a: BenchVolumeArgs) -> Result<()> {
     let load_s = t_load.elapsed().as_secs_f64();
 
     let device = a.device.device.device()?;
-    let loaded = weights::load_dir(&a.model, &device)?;
+    let loaded = load_model(&a.model, &device)?;
+    let t = Instant::now();
+    let lung = lung_mask(&vol);
+    let frame = pipeline::input_frame(&vol, &lung);
+    let lung_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let slices = pipeline::analyze_volume(
         &loaded.model,
         &device,
         &vol,
+        &frame,
         loaded.config.input_size,
         loaded.config.ood_threshold,
         a.batch,
         |_, _| {},
     )?;
     let model_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let lung = lung_mask(&vol);
-    let lung_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let ctx = ReportContext {
         input: "synthetic",
@@ -853,7 +882,7 @@ fn time_it(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 
 fn bench(a: BenchArgs) -> Result<()> {
     let device = a.device.device.device()?;
-    let loaded = weights::load_dir(&a.model, &device)?;
+    let loaded = load_model(&a.model, &device)?;
     let cfg = &loaded.config.model;
     let size = loaded.config.input_size;
     let slice: Vec<f32> = (0..size * size)

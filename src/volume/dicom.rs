@@ -225,22 +225,38 @@ fn check_declared_lengths(bytes: &[u8]) -> std::result::Result<(), String> {
             }
             continue;
         }
-        let (len, head, is_sq) = if implicit {
-            let is_sq = StandardDataDictionary
+        let (len, head, vr) = if implicit {
+            let vr = StandardDataDictionary
                 .by_tag(Tag(group as u16, elem as u16))
-                .is_some_and(|e| e.vr.relaxed() == dicom_core::VR::SQ);
-            (rd32(&bytes[p + 4..]), 8, is_sq)
+                .map(|e| e.vr.relaxed());
+            (rd32(&bytes[p + 4..]), 8, vr)
         } else {
-            let vr = &bytes[p + 4..p + 6];
-            if explicit_long(vr) {
+            let vr_bytes = &bytes[p + 4..p + 6];
+            let vr = std::str::from_utf8(vr_bytes)
+                .ok()
+                .and_then(|v| v.parse::<dicom_core::VR>().ok());
+            if explicit_long(vr_bytes) {
                 if pos + 12 > n {
                     return Ok(());
                 }
-                (rd32(&bytes[p + 8..]), 12, vr == b"SQ")
+                (rd32(&bytes[p + 8..]), 12, vr)
             } else {
-                (rd16(&bytes[p + 6..]), 8, false)
+                (rd16(&bytes[p + 6..]), 8, vr)
             }
         };
+        let is_sq = vr == Some(dicom_core::VR::SQ);
+        // Binary values of a fixed size: dicom-rs reads whole values only, so an FL of length 2
+        // leaves it 2 bytes behind this walk and reading the next header from the wrong place
+        // (a fuzzed file made it reserve 1.4 GB that way). Such lengths are invalid DICOM.
+        if let Some(size) = vr.and_then(fixed_value_size)
+            && len != 0xFFFF_FFFF
+            && len % size != 0
+        {
+            return Err(format!(
+                "element ({group:04X},{elem:04X}) of VR {} has length {len}, not a multiple of {size}",
+                vr.map_or("?", |v| v.to_string())
+            ));
+        }
         if len == 0xFFFF_FFFF {
             // Undefined length: a sequence (items of elements follow) or encapsulated pixel
             // data (items of bytes follow), both closed by a sequence delimiter.
@@ -258,6 +274,17 @@ fn check_declared_lengths(bytes: &[u8]) -> std::result::Result<(), String> {
         pos += if is_sq { head } else { head + len };
     }
     Ok(())
+}
+
+/// Bytes per value of the binary VRs of fixed value size.
+fn fixed_value_size(vr: dicom_core::VR) -> Option<u64> {
+    use dicom_core::VR;
+    match vr {
+        VR::SS | VR::US | VR::OW => Some(2),
+        VR::FL | VR::SL | VR::UL | VR::AT | VR::OF | VR::OL => Some(4),
+        VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => Some(8),
+        _ => None,
+    }
 }
 
 fn read_header(file: usize, name: &Path, bytes: &[u8]) -> Result<Option<SliceHeader>> {

@@ -272,7 +272,58 @@ fn read_object(name: &Path, bytes: &[u8], needed: u64) -> Result<InMemNiftiObjec
             ),
         ));
     }
+    check_extensions(bytes).map_err(|e| nifti_err(name, e))?;
     InMemNiftiObject::from_reader(Cursor::new(bytes)).map_err(|e| nifti_err(name, e))
+}
+
+/// Walk the header extensions as nifti-rs will (from byte 352 up to `vox_offset`), refusing any
+/// whose declared size does not fit in the bytes given: nifti-rs reserves each extension's
+/// declared size before reading it (a fuzzed file asked for 1.8 GB that way).
+fn check_extensions(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.len() < 352 || bytes[348] == 0 {
+        return Ok(());
+    }
+    let le = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == 348;
+    let i32_at = |p: usize| {
+        let b = [bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]];
+        if le {
+            i32::from_le_bytes(b)
+        } else {
+            i32::from_be_bytes(b)
+        }
+    };
+    let f32_at = |p: usize| {
+        let b = [bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]];
+        if le {
+            f32::from_le_bytes(b)
+        } else {
+            f32::from_be_bytes(b)
+        }
+    };
+    // vox_offset sits at byte 108 of a NIfTI-1 header; the caller checked it is sane.
+    let len = (f32_at(108).max(0.0) as usize).saturating_sub(352);
+    let (mut offset, mut pos) = (0usize, 352usize);
+    while offset < len {
+        if pos + 8 > bytes.len() {
+            return Err("a header extension is truncated".into());
+        }
+        let esize = i32_at(pos);
+        if esize < 8 {
+            return Err(format!(
+                "a header extension declares an invalid size {esize}"
+            ));
+        }
+        let end = pos + esize as usize;
+        if end > bytes.len() {
+            return Err(format!(
+                "a header extension declares {esize} bytes but only {} remain",
+                bytes.len() - pos
+            ));
+        }
+        pos = end;
+        offset += esize as usize;
+    }
+    Ok(())
 }
 
 /// The voxel → RAS (mm) affine: sform, else qform, else the voxel sizes alone.
