@@ -664,25 +664,7 @@ fn remove_airways(m: &mut [u8], vol: &CtVolume) {
             if lumen[seed] != 1 {
                 continue;
             }
-            // 4-connected component of lumen pixels.
-            comp.clear();
-            lumen[seed] = 2;
-            stack.push(seed);
-            while let Some(i) = stack.pop() {
-                comp.push(i);
-                let (x, y) = (i % nx, i / nx);
-                for (ok, j) in [
-                    (x > 0, i.wrapping_sub(1)),
-                    (x + 1 < nx, i + 1),
-                    (y > 0, i.wrapping_sub(nx)),
-                    (y + 1 < ny, i + nx),
-                ] {
-                    if ok && lumen[j] == 1 {
-                        lumen[j] = 2;
-                        stack.push(j);
-                    }
-                }
-            }
+            flood2d(&mut lumen, nx, ny, seed, (1, 2), &mut stack, &mut comp);
             if comp.len() < min_px || comp.len() > max_px {
                 continue;
             }
@@ -839,40 +821,43 @@ fn remove_outside_body(
 /// Keep only the largest 4-connected region of 1-pixels in `m` (set to 1, all else 0).
 /// Returns whether there was any.
 fn largest_region(m: &mut [u8], nx: usize, ny: usize) -> bool {
-    let mut stack = Vec::new();
+    let (mut stack, mut region) = (Vec::new(), Vec::new());
     let (mut best, mut best_seed) = (0usize, None);
     for seed in 0..m.len() {
-        if m[seed] != 1 {
-            continue;
-        }
-        m[seed] = 2;
-        stack.push(seed);
-        let mut size = 0;
-        while let Some(i) = stack.pop() {
-            size += 1;
-            let (x, y) = (i % nx, i / nx);
-            for (ok, j) in [
-                (x > 0, i.wrapping_sub(1)),
-                (x + 1 < nx, i + 1),
-                (y > 0, i.wrapping_sub(nx)),
-                (y + 1 < ny, i + nx),
-            ] {
-                if ok && m[j] == 1 {
-                    m[j] = 2;
-                    stack.push(j);
-                }
+        if m[seed] == 1 {
+            flood2d(m, nx, ny, seed, (1, 2), &mut stack, &mut region);
+            if region.len() > best {
+                (best, best_seed) = (region.len(), Some(seed));
             }
-        }
-        if size > best {
-            (best, best_seed) = (size, Some(seed));
         }
     }
     let Some(seed) = best_seed else {
         return false;
     };
-    m[seed] = 5;
+    flood2d(m, nx, ny, seed, (2, 5), &mut stack, &mut region);
+    for v in m.iter_mut() {
+        *v = u8::from(*v == 5);
+    }
+    true
+}
+
+/// Flood the 4-connected region of `from`-valued pixels of a slice containing `seed` with `to`,
+/// appending its pixels to `region` (cleared first). `stack` is scratch.
+fn flood2d(
+    m: &mut [u8],
+    nx: usize,
+    ny: usize,
+    seed: usize,
+    (from, to): (u8, u8),
+    stack: &mut Vec<usize>,
+    region: &mut Vec<usize>,
+) {
+    region.clear();
+    stack.clear();
+    m[seed] = to;
     stack.push(seed);
     while let Some(i) = stack.pop() {
+        region.push(i);
         let (x, y) = (i % nx, i / nx);
         for (ok, j) in [
             (x > 0, i.wrapping_sub(1)),
@@ -880,16 +865,12 @@ fn largest_region(m: &mut [u8], nx: usize, ny: usize) -> bool {
             (y > 0, i.wrapping_sub(nx)),
             (y + 1 < ny, i + nx),
         ] {
-            if ok && m[j] == 2 {
-                m[j] = 5;
+            if ok && m[j] == from {
+                m[j] = to;
                 stack.push(j);
             }
         }
     }
-    for v in m.iter_mut() {
-        *v = u8::from(*v == 5);
-    }
-    true
 }
 
 /// Set to 0 every 1-pixel 4-connected to the slice's edge.
@@ -917,24 +898,7 @@ fn clear_edge_regions(
         if s[seed] != 1 {
             continue;
         }
-        region.clear();
-        s[seed] = SEEN;
-        stack.push(seed);
-        while let Some(i) = stack.pop() {
-            region.push(i);
-            let (x, y) = (i % nx, i / nx);
-            for (ok, j) in [
-                (x > 0, i.wrapping_sub(1)),
-                (x + 1 < nx, i + 1),
-                (y > 0, i.wrapping_sub(nx)),
-                (y + 1 < ny, i + nx),
-            ] {
-                if ok && s[j] == 1 {
-                    s[j] = SEEN;
-                    stack.push(j);
-                }
-            }
-        }
+        flood2d(s, nx, ny, seed, (1, SEEN), &mut stack, region);
         let mark = if remove(region) { 0 } else { KEPT };
         for &i in region.iter() {
             s[i] = mark;
