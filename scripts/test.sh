@@ -37,6 +37,9 @@ else
   echo "!!! SKIPPING the export check: $SERIES not found !!!"
 fi
 
+echo "== front-end unit tests (node --test)"
+node --test tests/js/
+
 echo "== browser tests"
 if ! command -v chromium >/dev/null; then
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

@@ -698,10 +698,7 @@ fn remove_airways(m: &mut [u8], vol: &CtVolume) {
         }
         started_at.get_or_insert(step);
         // Clear the lumen and a one-voxel rim of dark voxels around it.
-        for i in 0..n2 {
-            if cur[i] != 1 {
-                continue;
-            }
+        for (i, _) in cur.iter().enumerate().filter(|(_, c)| **c == 1) {
             let (x, y) = (i % nx, i / nx);
             for yy in y.saturating_sub(1)..(y + 2).min(ny) {
                 for xx in x.saturating_sub(1)..(x + 2).min(nx) {

@@ -32,7 +32,7 @@ export function startApp(doc) {
     "overlay", "opacity", "pcovid", "pbar", "pnote", "numbers", "ood", "meta", "warnings",
     "slice-info", "slice-result", "slice-figure", "strip", "wl-lung", "wl-med", "wl-text",
     "progress", "progress-wrap", "progress-text", "cancel", "synthetic", "dl-mask", "dl-png",
-    "dl-json", "print", "dl-seg", "lung-outline", "nolung",
+    "dl-json", "print", "dl-seg", "lung-outline", "nolung", "provisional",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
@@ -93,16 +93,29 @@ export function startApp(doc) {
       vol.slices[msg.slice.z] = msg.slice;
       (vol.sliceMs ||= []).push(msg.slice.ms);
       ui.progress.value = msg.done;
-      ui.progressText.textContent = `${msg.done} / ${msg.total} slices`;
+      // Rate and time left from the slices so far (the first slice includes warm-up).
+      const rate = msg.done / Math.max(1e-3, msg.elapsedMs / 1000);
+      const left = (msg.total - msg.done) / Math.max(1e-6, rate);
+      ui.progressText.textContent = `${msg.done} / ${msg.total} slices · ${rate.toFixed(1)} slices/s · about ${Math.ceil(left)} s left`;
       doc.body.dataset.done = String(msg.done);
       if (msg.gpuError) backendInfo = `${msg.slice.backend} (${msg.gpuError})`;
       if (msg.slice.z === vol.z || msg.done === 1) render();
       else drawStrip(ui.strip, vol.slices, vol.z);
+    } else if (msg.type === "report" && msg.provisional) {
+      // Early estimate from the slices done so far; the run goes on.
+      if (!vol) return;
+      vol.report = JSON.parse(msg.report);
+      vol.reportText = msg.report;
+      vol.ms = msg.ms;
+      vol.provisional = `Provisional (${msg.done} of ${msg.total} slices): the figures below will change as the rest arrives.`;
+      doc.body.dataset.provisionalSeen = String(Number(doc.body.dataset.provisionalSeen || 0) + 1);
+      render();
     } else if (msg.type === "report") {
       if (!vol) return;
       vol.report = JSON.parse(msg.report);
       vol.reportText = msg.report;
       vol.ms = msg.ms;
+      vol.provisional = msg.cancelled && msg.done < msg.total ? `Partial: cancelled after ${msg.done} of ${msg.total} slices.` : null;
       ui.progressWrap.hidden = true;
       // Open on the slice with the most lesion inside the lung: the key image.
       const key = vol.report.slices.reduce((a, b) => (b.lesion_px > (a?.lesion_px ?? -1) ? b : a), null);
@@ -160,6 +173,9 @@ export function startApp(doc) {
     const r = vol?.report;
     if (!r) return;
     ui.results.hidden = false;
+    ui.provisional.hidden = !vol.provisional;
+    ui.provisional.textContent = vol.provisional || "";
+    doc.body.dataset.provisional = vol.provisional ? "1" : "0";
     doc.body.dataset.lungFound = r.lung_found ? "1" : "0";
     ui.nolung.hidden = r.lung_found;
     if (!r.lung_found) {

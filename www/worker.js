@@ -2,6 +2,7 @@
 // In:  {type: "load", files: [{name, bytes}]} | {type: "demo"} | {type: "cancel"} | {type: "export-mask"} | {type: "export-seg"}
 // Out: {type: "status"|"ready"|"volume"|"slice"|"report"|"mask"|"error"}.
 import init, { Analyzer } from "../pkg/ctscreen.js";
+import { coarseToFine } from "./schedule.js";
 
 const MODEL_DIR = "models/ctscreen-v1";
 let analyzer = null;
@@ -39,22 +40,33 @@ const ready = load().catch((e) => {
   throw e;
 });
 
-/** Analyse every slice, yielding to the event loop between slices so "cancel" is heard. */
+/**
+ * Analyse every slice, coarse to fine, yielding to the event loop between slices so "cancel" is
+ * heard. After each pass but the last, a provisional report over the slices done so far.
+ */
 async function analyseAll(view, id) {
   const nz = view.info.dims[2];
   const t0 = performance.now();
-  for (let z = 0; z < nz; z++) {
-    if (id !== runId) break;
-    const slice = await analyzer.analyze_slice(z);
-    postMessage({ type: "slice", slice, done: z + 1, total: nz, gpuError: analyzer.gpu_error() ?? null },
-      [slice.classes.buffer, slice.recon.buffer, slice.lung.buffer]);
-    await new Promise((r) => setTimeout(r, 0));
+  const passes = coarseToFine(nz);
+  let done = 0;
+  outer: for (let p = 0; p < passes.length; p++) {
+    for (const z of passes[p]) {
+      if (id !== runId) break outer;
+      const slice = await analyzer.analyze_slice(z);
+      done++;
+      postMessage({ type: "slice", slice, done, total: nz, elapsedMs: performance.now() - t0, gpuError: analyzer.gpu_error() ?? null },
+        [slice.classes.buffer, slice.recon.buffer, slice.lung.buffer]);
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    if (p < passes.length - 1 && id === runId) {
+      postMessage({ type: "report", report: analyzer.report(), provisional: true, done, total: nz, ms: performance.now() - t0, backend: analyzer.backend() });
+    }
   }
   const cancelled = id !== runId;
   const tReport = performance.now();
   const report = analyzer.report(); // includes the lung mask, computed here on first use
   const reportMs = performance.now() - tReport;
-  postMessage({ type: "report", report, cancelled, ms: performance.now() - t0, reportMs, backend: analyzer.backend() });
+  postMessage({ type: "report", report, cancelled, done, total: nz, ms: performance.now() - t0, reportMs, backend: analyzer.backend() });
 }
 
 onmessage = async (ev) => {

@@ -140,6 +140,13 @@ async function runMode(mode) {
     (await page.evaluate(() => document.body.dataset.slices)) === "20" && await page.isHidden("#synthetic"));
   if (!full) await page.click("#cancel");
   await page.waitForSelector("body[data-analyses='3']", { timeout: 300000 });
+  if (full) {
+    // Coarse to fine: an estimate marked provisional came before the final one, which is not.
+    const seen = Number(await page.evaluate(() => document.body.dataset.provisionalSeen || 0));
+    const final = await page.evaluate(() => document.body.dataset.provisional);
+    check(`${mode}: provisional reports (${seen}) came before the final report, which is not marked provisional`,
+      seen >= 1 && final === "0" && await page.isHidden("#provisional"));
+  }
   if (!full) {
     const status = await page.textContent("#status");
     const done = Number(await page.evaluate(() => document.body.dataset.done));
