@@ -22,6 +22,8 @@ pub const LUNG_THRESHOLD_HU: f32 = -320.0;
 
 /// Pure air, HU.
 const PURE_AIR_HU: f32 = -950.0;
+/// Pure air on an 8-bit image: black.
+const PURE_AIR_8BIT: f32 = 10.0;
 /// Components with more than this share of pure-air voxels are gas, not lung.
 const GAS_FRACTION: f64 = 0.6;
 
@@ -98,7 +100,12 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
     // reached from the slice edge through mostly pure air — outside air, the table, the air
     // between arms, blankets and skin. Air outside is ≤ −950 HU give or take noise; lung is
     // about −850 HU, so a lung cut by the edge of a cropped field of view stays.
-    let pure = if hu { PURE_AIR_HU } else { threshold * 0.25 };
+    // 8-bit: outside air is black (0–10) in these images; lung is 20–90 in lung-windowed ones.
+    let pure = if hu {
+        PURE_AIR_HU
+    } else {
+        (threshold * 0.25).min(PURE_AIR_8BIT)
+    };
     let mut region = Vec::new();
     let mut body = vec![0u8; n2];
     for z in 0..nz {
@@ -108,6 +115,7 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
             nx,
             ny,
             pure,
+            hu,
             &mut body,
             &mut region,
         );
@@ -781,6 +789,7 @@ fn remove_outside_body(
     nx: usize,
     ny: usize,
     pure: f32,
+    strict_ok: bool,
     body: &mut [u8],
     region: &mut Vec<usize>,
 ) {
@@ -801,7 +810,8 @@ fn remove_outside_body(
         .chain((0..ny).flat_map(|y| [y * nx, y * nx + nx - 1]))
         .collect();
     let air = border.iter().filter(|&&i| vals[i] <= pure).count();
-    let inside_fov = air * 2 > border.len();
+    // Only with HU: on an 8-bit image lung can be as dark as air, and these are crops anyway.
+    let inside_fov = strict_ok && air * 2 > border.len();
     clear_edge_regions(body, nx, ny, region, |r| {
         inside_fov || r.iter().filter(|&&i| vals[i] <= pure).count() * 3 > r.len()
     });
@@ -1345,6 +1355,50 @@ mod tests {
         let m = lung_mask(&vol);
         assert!(m.approximate);
         assert!(m.count(RIGHT) > 100 && m.count(LEFT) > 100);
+    }
+
+    #[test]
+    fn eight_bit_crop_with_lungs_cut_by_the_edge_keeps_them() {
+        // A MedSeg-like crop: no outside air, lungs (grey 24, MedSeg's darkest) open to the left and right
+        // edges, soft tissue (200) between; black (0) only in a corner as outside air.
+        let (nx, ny) = (120, 80);
+        // Tissue from 60 to 200 across the image, as partial volume and fat spread a real
+        // histogram (it puts Otsu's threshold mid-way, as on MedSeg slices).
+        let mut v: Vec<f32> = (0..nx * ny)
+            .map(|i| 60.0 + 140.0 * (i % nx) as f32 / nx as f32)
+            .collect();
+        for y in 10..70 {
+            for x in 0..50 {
+                v[y * nx + x] = 24.0;
+                v[y * nx + nx - 1 - x] = 24.0;
+            }
+        }
+        for y in 0..5 {
+            for x in 55..65 {
+                v[y * nx + x] = 0.0;
+            }
+        }
+        let affine = [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+        ];
+        let mut vol = CtVolume::new(
+            v,
+            [nx, ny, 1],
+            [1.0, 1.0, 1.0],
+            affine,
+            IntensityScale::Display8Bit,
+            InputKind::Image,
+        );
+        vol.spacing_known = false;
+        let m = lung_mask(&vol);
+        assert!(
+            m.count(RIGHT) > 2500 && m.count(LEFT) > 2500,
+            "{} {}",
+            m.count(RIGHT),
+            m.count(LEFT)
+        );
     }
 
     #[test]

@@ -174,6 +174,11 @@ pub const MIN_LUNG_SHARE: f64 = 0.01;
 pub const NO_LUNG_WARNING: &str = "no lung found: this looks like an abdominal or other \
      non-chest scan; results are not meaningful";
 
+/// Shown when the approximate 8-bit lung mask finds no lung.
+pub const NO_LUNG_8BIT_WARNING: &str = "no lung found by the approximate lung mask of this \
+     8-bit image: either it is not a chest slice, or its window or crop hides the lungs (a \
+     mediastinal window makes them as black as the air outside); no estimate is given";
+
 /// Shown when only the lung bases are in the scan.
 pub const LUNG_BASES_WARNING: &str = "only the lung bases are in the scan (an abdominal scan?): \
      the lungs are cut by the top of the volume and cover few slices; results are not \
@@ -263,7 +268,11 @@ pub fn build(
     let basis: Vec<&SliceReport> = slice_reports.iter().filter(|s| s.lung).collect();
     let lung_found = !basis.is_empty();
     if !lung_found {
-        warnings.push(NO_LUNG_WARNING.into());
+        warnings.push(if lung.approximate {
+            NO_LUNG_8BIT_WARNING.into()
+        } else {
+            NO_LUNG_WARNING.into()
+        });
     } else if only_lung_bases(vol, &lung_per_slice) {
         warnings.push(LUNG_BASES_WARNING.into());
     }

@@ -608,3 +608,28 @@ fn transfer_syntaxes_read_back_identically() {
     }
     assert_eq!(checked.len(), 4);
 }
+
+/// Every MedSeg slice (8-bit crops, lungs often cut by the image edge) shows lung to the
+/// approximate 8-bit mask: a "no lung" there would withhold the estimate from a chest image.
+#[test]
+fn approximate_mask_finds_lung_on_every_medseg_crop() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let dir = data.join("medseg-covid/train/images");
+    let mut n = 0;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        let vol = load(&f);
+        let m = lung_mask(&vol);
+        let share = (m.count(LEFT) + m.count(RIGHT)) as f64 / vol.slice_len() as f64;
+        assert!(
+            m.approximate && share >= 0.01,
+            "{}: lung on {:.2} % of the image",
+            f.display(),
+            100.0 * share
+        );
+        n += 1;
+    }
+    assert_eq!(n, 50);
+}

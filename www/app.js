@@ -180,7 +180,9 @@ export function startApp(doc) {
     ui.nolung.hidden = r.lung_found;
     if (!r.lung_found) {
       // No lung, no verdict: no number stands where the estimate would be.
-      ui.nolung.textContent = "No lung was found in this scan: it looks like an abdominal or other non-chest scan, so there is no COVID-19 estimate, no severity and no lung or lesion figures. Results are not meaningful for this input.";
+      ui.nolung.textContent = r.lung_mask_approximate
+        ? "No lung was found in this 8-bit image (the lung mask is approximate without Hounsfield units): either it is not a chest slice, or its window or crop hides the lungs. There is no COVID-19 estimate, no severity and no lung or lesion figures."
+        : "No lung was found in this scan: it looks like an abdominal or other non-chest scan, so there is no COVID-19 estimate, no severity and no lung or lesion figures. Results are not meaningful for this input.";
       ui.pcovid.textContent = "none (no lung)";
       ui.pbar.style.width = "0%";
       ui.pnote.textContent = "";
