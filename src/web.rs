@@ -198,24 +198,35 @@ impl Analyzer {
         self.set_volume(SYNTHETIC_LABEL.to_string(), vol, t0)
     }
 
-    /// Analyse slice `z` of the current volume. On a GPU error mid-run, switches to the CPU
-    /// backend and retries once; finished slices are kept.
+    /// Analyse slice `z` of the current volume (see [`Analyzer::analyze_slices`]).
     pub async fn analyze_slice(&mut self, z: usize) -> Result<JsValue, JsError> {
+        self.analyze_slices(vec![z as u32]).await
+    }
+
+    /// Analyse slices `zs` of the current volume as one batch: one dispatch and one readback
+    /// (on WebGPU that is what costs), returned as an array of slice views in the order given.
+    /// On a GPU error mid-batch, switches to the CPU backend and runs the whole batch again
+    /// there, so no slice is lost or counted twice; finished slices are kept.
+    pub async fn analyze_slices(&mut self, zs: Vec<u32>) -> Result<JsValue, JsError> {
         let t0 = now_ms();
+        let zs: Vec<usize> = zs.into_iter().map(|z| z as usize).collect();
         let size = self.config.input_size;
-        let input = {
+        let inputs = {
             let (cur, lung) = self.current_with_lung()?;
             let vol = &cur.volume;
-            if z >= vol.dims[2] {
+            if let Some(&z) = zs.iter().find(|&&z| z >= vol.dims[2]) {
                 return Err(JsError::new(&format!(
                     "slice {z} is out of range (the volume has {})",
                     vol.dims[2]
                 )));
             }
             let frame = cur.frame.get_or_init(|| input_frame(vol, lung));
-            prepare_slice(vol, frame, z, size)
+            zs.iter()
+                .map(|&z| prepare_slice(vol, frame, z, size))
+                .collect::<Vec<_>>()
         };
-        let pred = match self.predict(&input.grid).await {
+        let grids: Vec<&[f32]> = inputs.iter().map(|i| i.grid.as_slice()).collect();
+        let preds = match self.predict(&grids).await {
             Ok(p) => p,
             Err(e) if self.loaded.backend == "webgpu" => {
                 self.gpu_error = Some(format!(
@@ -224,45 +235,64 @@ impl Analyzer {
                 self.loaded = load_on(&self.config, &self.weights, false)
                     .await
                     .map_err(js)?;
-                self.predict(&input.grid).await.map_err(js)?
+                self.predict(&grids).await.map_err(js)?
             }
             Err(e) => return Err(js(e)),
         };
-        let result = finish_slice(&pred, &input, self.config.ood_threshold);
-        let (cur, lung) = self.current_with_lung()?;
-        let (lung_slice, classes) = crate::pipeline::slice_in_lung(&cur.volume, lung, &result);
-        let lung_px = lung_slice.iter().filter(|&&l| l != 0).count();
-        let view = SliceView {
-            z,
-            lesion_px: classes.iter().filter(|&&c| c != 0).count(),
-            classes,
-            has_lung: lung_px > 0
-                && lung_px as f64 >= crate::report::MIN_LUNG_SHARE * lung_slice.len() as f64,
-            lung: lung_slice,
-            recon: pred
-                .recon
-                .as_ref()
-                .map(|r| {
-                    r.iter()
-                        .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            size,
-            p_covid: result.p_covid,
-            recon_mse: result.recon_mse,
-            ood: result.ood,
-            backend: self.loaded.backend.to_string(),
-            ms: now_ms() - t0,
-        };
-        if let Some(cur) = self.current.as_mut() {
-            // Kept in z order, so the report and exports read them without copying or sorting.
-            match cur.results.binary_search_by_key(&z, |r| r.z) {
-                Ok(i) => cur.results[i] = result,
-                Err(i) => cur.results.insert(i, result),
+        if preds.len() != inputs.len() {
+            return Err(JsError::new(&format!(
+                "the model returned {} predictions for {} slices",
+                preds.len(),
+                inputs.len()
+            )));
+        }
+        let ms = (now_ms() - t0) / inputs.len().max(1) as f64;
+        let mut views = Vec::with_capacity(inputs.len());
+        for (pred, input) in preds.iter().zip(&inputs) {
+            let result = finish_slice(pred, input, self.config.ood_threshold);
+            let (cur, lung) = self.current_with_lung()?;
+            let (lung_slice, classes) = crate::pipeline::slice_in_lung(&cur.volume, lung, &result);
+            let lung_px = lung_slice.iter().filter(|&&l| l != 0).count();
+            views.push(SliceView {
+                z: input.z,
+                lesion_px: classes.iter().filter(|&&c| c != 0).count(),
+                classes,
+                has_lung: lung_px > 0
+                    && lung_px as f64 >= crate::report::MIN_LUNG_SHARE * lung_slice.len() as f64,
+                lung: lung_slice,
+                recon: pred
+                    .recon
+                    .as_ref()
+                    .map(|r| {
+                        r.iter()
+                            .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                size,
+                p_covid: result.p_covid,
+                recon_mse: result.recon_mse,
+                ood: result.ood,
+                backend: self.loaded.backend.to_string(),
+                ms,
+            });
+            if let Some(cur) = self.current.as_mut() {
+                // Kept in z order, so the report and exports read them without copying or
+                // sorting; a slice analysed again replaces its old result.
+                match cur.results.binary_search_by_key(&input.z, |r| r.z) {
+                    Ok(i) => cur.results[i] = result,
+                    Err(i) => cur.results.insert(i, result),
+                }
             }
         }
-        serde_wasm_bindgen::to_value(&view).map_err(js)
+        if zs.len() == 1 {
+            // One slice: the view itself, as `analyze_slice` always returned.
+            return views
+                .pop()
+                .ok_or_else(|| JsError::new("no slice analysed"))
+                .and_then(|v| serde_wasm_bindgen::to_value(&v).map_err(js));
+        }
+        serde_wasm_bindgen::to_value(&views).map_err(js)
     }
 
     /// The report over the slices analysed so far (all of them unless cancelled), with the lung
@@ -354,14 +384,13 @@ impl Analyzer {
 }
 
 impl Analyzer {
-    async fn predict(&self, grid: &[f32]) -> Result<SlicePrediction, String> {
+    /// One batch through the model and back: `[N]` grids of `size²` in, N predictions out.
+    async fn predict(&self, grids: &[&[f32]]) -> Result<Vec<SlicePrediction>, String> {
         let size = self.config.input_size;
-        let input = batch_tensor(&[grid], size, &self.loaded.device).map_err(|e| e.to_string())?;
+        let input = batch_tensor(grids, size, &self.loaded.device).map_err(|e| e.to_string())?;
         run(&self.loaded.model, input, true)
             .read_async()
             .await
-            .map_err(|e| e.to_string())?
-            .pop()
-            .ok_or_else(|| "no prediction returned".to_string())
+            .map_err(|e| e.to_string())
     }
 }

@@ -135,6 +135,12 @@ export function startApp(doc) {
     }
   }
 
+  /** `?batch=N` in the page's URL: slices per model call (benchmarks compare sizes with it). */
+  function urlBatch() {
+    const n = Number(new URLSearchParams(doc.defaultView.location.search).get("batch"));
+    return Number.isInteger(n) && n >= 1 && n <= 64 ? n : 0;
+  }
+
   function baseName() {
     return (vol?.name || "ctscreen").replace(/\.(nii\.gz|nii|dcm|png|jpe?g)$/i, "").replace(/[^\w.-]+/g, "_");
   }
@@ -229,12 +235,12 @@ export function startApp(doc) {
     }
     if (!files.length) { showError("No files to read."); return; }
     vol = null;
-    worker.postMessage({ type: "load", files }, files.map((f) => f.bytes.buffer));
+    worker.postMessage({ type: "load", files, batch: urlBatch() }, files.map((f) => f.bytes.buffer));
   }
 
   ui.file.addEventListener("change", () => { if (ui.file.files.length) analyseFiles([...ui.file.files]); ui.file.value = ""; });
   ui.folder.addEventListener("change", () => { if (ui.folder.files.length) analyseFiles([...ui.folder.files]); ui.folder.value = ""; });
-  ui.demo.addEventListener("click", () => { ui.error.hidden = true; vol = null; worker.postMessage({ type: "demo" }); });
+  ui.demo.addEventListener("click", () => { ui.error.hidden = true; vol = null; worker.postMessage({ type: "demo", batch: urlBatch() }); });
   ui.cancel.addEventListener("click", () => worker.postMessage({ type: "cancel" }));
   ui.drop.addEventListener("dragover", (e) => { e.preventDefault(); ui.drop.classList.add("hover"); });
   ui.drop.addEventListener("dragleave", () => ui.drop.classList.remove("hover"));

@@ -6,6 +6,8 @@ import { coarseToFine } from "./schedule.js";
 
 const MODEL_DIR = "models/ctscreen-v1";
 let analyzer = null;
+/** Slices per WebGPU dispatch (`?batch=N` in the page's URL overrides it). */
+const GPU_BATCH = 4;
 let runId = 0; // bumped by every new load or cancel; a running loop stops when it changes
 
 async function fetchBytes(path) {
@@ -44,18 +46,25 @@ const ready = load().catch((e) => {
  * Analyse every slice, coarse to fine, yielding to the event loop between slices so "cancel" is
  * heard. After each pass but the last, a provisional report over the slices done so far.
  */
-async function analyseAll(view, id) {
+async function analyseAll(view, id, batchParam) {
   const nz = view.info.dims[2];
   const t0 = performance.now();
   const passes = coarseToFine(nz);
   let done = 0;
   outer: for (let p = 0; p < passes.length; p++) {
-    for (const z of passes[p]) {
+    const pass = passes[p];
+    for (let k = 0; k < pass.length;) {
       if (id !== runId) break outer;
-      const slice = await analyzer.analyze_slice(z);
-      done++;
-      postMessage({ type: "slice", slice, done, total: nz, elapsedMs: performance.now() - t0, gpuError: analyzer.gpu_error() ?? null },
-        [slice.classes.buffer, slice.recon.buffer, slice.lung.buffer]);
+      // On the GPU a batch costs one dispatch and one readback; on the CPU batching buys nothing.
+      const batch = batchParam || (analyzer.backend() === "webgpu" ? GPU_BATCH : 1);
+      const zs = pass.slice(k, k + batch);
+      k += zs.length;
+      const out = await analyzer.analyze_slices(Uint32Array.from(zs));
+      for (const slice of zs.length === 1 ? [out] : out) {
+        done++;
+        postMessage({ type: "slice", slice, done, total: nz, elapsedMs: performance.now() - t0, gpuError: analyzer.gpu_error() ?? null },
+          [slice.classes.buffer, slice.recon.buffer, slice.lung.buffer]);
+      }
       await new Promise((r) => setTimeout(r, 0));
     }
     if (p < passes.length - 1 && id === runId) {
@@ -89,7 +98,7 @@ onmessage = async (ev) => {
     postMessage({ type: "status", text: "Reading the files…" });
     const view = msg.type === "demo" ? analyzer.load_demo() : analyzer.load_files(msg.files);
     postMessage({ type: "volume", view }, [view.voxels_i16.buffer]);
-    await analyseAll(view, id);
+    await analyseAll(view, id, Number(msg.batch) || 0);
   } catch (e) {
     postMessage({ type: "error", message: String(e.message ?? e) });
   }

@@ -32,13 +32,14 @@ async function run(mode) {
   const urls = new Set();
   ctx.on("request", (r) => { if (r.url().startsWith(origin)) urls.add(new URL(r.url()).pathname); });
   const t0 = Date.now();
-  await page.goto(origin + "/");
+  // CTSCREEN_BATCH=N: slices per model call (`?batch=N`), to compare batch sizes in one build.
+  await page.goto(origin + "/" + (process.env.CTSCREEN_BATCH ? `?batch=${process.env.CTSCREEN_BATCH}` : ""));
   await page.waitForSelector("body[data-ready='1']", { timeout: 300000 });
   const readyS = (Date.now() - t0) / 1000;
-  const out = { mode, backend: await page.evaluate(() => document.body.dataset.backend), readyS };
+  const out = { mode, batch: process.env.CTSCREEN_BATCH || "default", backend: await page.evaluate(() => document.body.dataset.backend), readyS };
   let n = 0;
-  // On a software WebGPU adapter a slice takes seconds: there, 4 slices per run, then Cancel.
-  const limit = mode === "webgpu" ? 4 : 32;
+  // On a software WebGPU adapter a slice takes seconds: there, 8 slices per run, then Cancel.
+  const limit = mode === "webgpu" ? 8 : 32;
   for (const label of ["cold", "warm"]) {
     await page.evaluate(() => { document.body.dataset.done = "0"; document.body.dataset.slices = ""; });
     await page.click("#demo");
