@@ -114,8 +114,7 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
             vol.slice(z),
             nx,
             ny,
-            pure,
-            hu,
+            (pure, hu),
             &mut body,
             &mut region,
         );
@@ -782,14 +781,14 @@ fn flood3d(
 /// reached from the slice edge without crossing the body is outside when the whole body lies in
 /// the field of view (over half the slice's border is air), and otherwise — a cropped field of
 /// view, where a lung may be open to the edge — only where that region is mostly pure air (more
-/// than a third of its pixels at or below `pure`). `body` and `region` are scratch.
+/// than a third of its pixels at or below `pure`); the strict rule needs `strict_ok` (HU).
+/// `body` and `region` are scratch.
 fn remove_outside_body(
     s: &mut [u8],
     vals: &[f32],
     nx: usize,
     ny: usize,
-    pure: f32,
-    strict_ok: bool,
+    (pure, strict_ok): (f32, bool),
     body: &mut [u8],
     region: &mut Vec<usize>,
 ) {
