@@ -205,7 +205,7 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
             method,
         };
     }
-    // Pass 2: mark the kept cores 10, 11, then grow each back by the opening radius inside the
+    // Pass 2: mark the kept cores 10, 11, …, then grow each back by the opening radius inside the
     // dark voxels (the opening's dilation, restricted to the kept components).
     for (k, c) in kept.iter().enumerate() {
         flood3d(

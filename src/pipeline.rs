@@ -92,26 +92,21 @@ pub struct SliceInput {
 pub fn prepare_slice(vol: &CtVolume, frame: &InputFrame, z: usize, size: usize) -> SliceInput {
     let [nx, ny, _] = vol.dims;
     let grey = match vol.scale {
-        IntensityScale::Hounsfield => GreyImage {
-            width: nx,
-            height: ny,
-            pixels: vol
-                .slice(z)
-                .iter()
-                .map(|&v| frame.window.to_u8(v))
-                .collect(),
-        },
+        IntensityScale::Hounsfield => {
+            // Only the framed part is windowed.
+            let [x0, y0, x1, y1] = frame.crop.unwrap_or([0, 0, nx, ny]);
+            let hu = vol.slice(z);
+            GreyImage {
+                width: x1 - x0,
+                height: y1 - y0,
+                pixels: (y0..y1)
+                    .flat_map(|y| hu[y * nx + x0..y * nx + x1].iter())
+                    .map(|&v| frame.window.to_u8(v))
+                    .collect(),
+            }
+        }
+        // 8-bit frames are never cropped (see `input_frame`).
         IntensityScale::Display8Bit => slice_to_grey(vol, z),
-    };
-    let grey = match frame.crop {
-        Some([x0, y0, x1, y1]) => GreyImage {
-            width: x1 - x0,
-            height: y1 - y0,
-            pixels: (y0..y1)
-                .flat_map(|y| grey.pixels[y * nx + x0..y * nx + x1].iter().copied())
-                .collect(),
-        },
-        None => grey,
     };
     let (grid, letterbox) = to_model_grid(&grey, size);
     SliceInput {

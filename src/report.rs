@@ -212,8 +212,6 @@ pub fn build(
         right: 0,
     };
     let mut slice_reports = Vec::with_capacity(slices.len());
-    // Lung pixels per analysed slice, for the lung-bases check below.
-    let mut lung_per_slice = Vec::with_capacity(slices.len());
     for s in slices {
         let (lung_slice, classes) = crate::pipeline::slice_in_lung(vol, lung, s);
         let (mut lp, mut lesp) = (0usize, 0usize);
@@ -243,7 +241,6 @@ pub fn build(
                 lesion_side.right += 1;
             }
         }
-        lung_per_slice.push((s.z, lp));
         slice_reports.push(SliceReport {
             z: s.z,
             position_mm: vol.spacing_known.then(|| vol.slice_position_mm(s.z)),
@@ -273,7 +270,7 @@ pub fn build(
         } else {
             NO_LUNG_WARNING.into()
         });
-    } else if only_lung_bases(vol, &lung_per_slice) {
+    } else if only_lung_bases(vol, &slice_reports) {
         warnings.push(LUNG_BASES_WARNING.into());
     }
     let ps: Vec<f64> = basis.iter().map(|s| s.p_covid as f64).collect();
@@ -350,29 +347,28 @@ pub fn build(
 /// Whether the lungs in the volume are only their bases: the lung is cut by the top of the
 /// volume, is largest on its topmost slice and spans under half of the slices. In a whole chest
 /// the lung is largest near the middle or the bases; an upper-chest scan is cut at the bottom.
-fn only_lung_bases(vol: &CtVolume, lung_per_slice: &[(usize, usize)]) -> bool {
+fn only_lung_bases(vol: &CtVolume, slices: &[SliceReport]) -> bool {
     let nz = vol.dims[2];
-    if nz < 5 || lung_per_slice.len() < nz {
+    if nz < 5 || slices.len() < nz {
         return false;
     }
-    let n2 = vol.slice_len() as f64;
     let up = vol.affine[2][2] >= 0.0;
     // Superior first.
-    let mut by_height: Vec<(usize, usize)> = lung_per_slice.to_vec();
-    by_height.sort_by_key(|&(z, _)| if up { nz - 1 - z } else { z });
-    let with: Vec<usize> = by_height
+    let mut by_height: Vec<&SliceReport> = slices.iter().collect();
+    by_height.sort_by_key(|s| if up { nz - 1 - s.z } else { s.z });
+    let with_lung = by_height.iter().filter(|s| s.lung).count();
+    let largest = by_height
         .iter()
-        .filter(|(_, px)| *px as f64 >= MIN_LUNG_SHARE * n2)
-        .map(|&(_, px)| px)
-        .collect();
-    let top_has_lung = by_height[0].1 as f64 >= MIN_LUNG_SHARE * n2;
-    let largest = with.iter().copied().max().unwrap_or(0);
+        .filter(|s| s.lung)
+        .map(|s| s.lung_px)
+        .max()
+        .unwrap_or(0);
     // The top two slices hold the largest lung area (noise-tolerant "largest at the top").
     let top_largest = by_height
         .iter()
         .take(2)
-        .any(|&(_, px)| px * 10 >= largest * 9);
-    top_has_lung && top_largest && with.len() * 2 < nz
+        .any(|s| s.lung_px * 10 >= largest * 9);
+    by_height[0].lung && top_largest && with_lung * 2 < nz
 }
 
 #[cfg(test)]

@@ -198,11 +198,6 @@ impl Analyzer {
         self.set_volume(SYNTHETIC_LABEL.to_string(), vol, t0)
     }
 
-    /// Analyse slice `z` of the current volume (see [`Analyzer::analyze_slices`]).
-    pub async fn analyze_slice(&mut self, z: usize) -> Result<JsValue, JsError> {
-        self.analyze_slices(vec![z as u32]).await
-    }
-
     /// Analyse slices `zs` of the current volume as one batch: one dispatch and one readback
     /// (on WebGPU that is what costs), returned as an array of slice views in the order given.
     /// On a GPU error mid-batch, switches to the CPU backend and runs the whole batch again
@@ -284,13 +279,6 @@ impl Analyzer {
                     Err(i) => cur.results.insert(i, result),
                 }
             }
-        }
-        if zs.len() == 1 {
-            // One slice: the view itself, as `analyze_slice` always returned.
-            return views
-                .pop()
-                .ok_or_else(|| JsError::new("no slice analysed"))
-                .and_then(|v| serde_wasm_bindgen::to_value(&v).map_err(js));
         }
         serde_wasm_bindgen::to_value(&views).map_err(js)
     }

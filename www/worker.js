@@ -59,8 +59,7 @@ async function analyseAll(view, id, batchParam) {
       const batch = batchParam || (analyzer.backend() === "webgpu" ? GPU_BATCH : 1);
       const zs = pass.slice(k, k + batch);
       k += zs.length;
-      const out = await analyzer.analyze_slices(Uint32Array.from(zs));
-      for (const slice of zs.length === 1 ? [out] : out) {
+      for (const slice of await analyzer.analyze_slices(Uint32Array.from(zs))) {
         done++;
         postMessage({ type: "slice", slice, done, total: nz, elapsedMs: performance.now() - t0, gpuError: analyzer.gpu_error() ?? null },
           [slice.classes.buffer, slice.recon.buffer, slice.lung.buffer]);

@@ -562,9 +562,9 @@ fn eval(a: EvalArgs) -> Result<()> {
             let con: Vec<f64> = c.iter().filter_map(|r| r.hu_contrast).collect();
             json!({
                 "n": c.len(),
-                "lesion_pct_mean": finite(mean(&pct)),
+                "lesion_pct_mean": finite(ctscreen::metrics::mean(&pct)),
                 "lesion_pct_max": finite(pct.iter().copied().fold(f64::NAN, f64::max)),
-                "hu_contrast_mean": finite(mean(&con)),
+                "hu_contrast_mean": finite(ctscreen::metrics::mean(&con)),
                 "hu_contrast_min": finite(con.iter().copied().fold(f64::NAN, f64::min)),
                 "p_covid_at_least_half": c.iter().filter(|r| r.p_covid.is_some_and(|p| p >= 0.5)).count(),
             })
@@ -583,10 +583,6 @@ fn eval(a: EvalArgs) -> Result<()> {
         println!("{}", serde_json::Value::Object(out));
     }
     Ok(())
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
 }
 
 fn calibrate_ood(

@@ -284,30 +284,22 @@ fn check_extensions(bytes: &[u8]) -> std::result::Result<(), String> {
         return Ok(());
     }
     let le = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == 348;
-    let i32_at = |p: usize| {
+    let word = |p: usize| {
         let b = [bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]];
         if le {
-            i32::from_le_bytes(b)
+            u32::from_le_bytes(b)
         } else {
-            i32::from_be_bytes(b)
-        }
-    };
-    let f32_at = |p: usize| {
-        let b = [bytes[p], bytes[p + 1], bytes[p + 2], bytes[p + 3]];
-        if le {
-            f32::from_le_bytes(b)
-        } else {
-            f32::from_be_bytes(b)
+            u32::from_be_bytes(b)
         }
     };
     // vox_offset sits at byte 108 of a NIfTI-1 header; the caller checked it is sane.
-    let len = (f32_at(108).max(0.0) as usize).saturating_sub(352);
+    let len = (f32::from_bits(word(108)).max(0.0) as usize).saturating_sub(352);
     let (mut offset, mut pos) = (0usize, 352usize);
     while offset < len {
         if pos + 8 > bytes.len() {
             return Err("a header extension is truncated".into());
         }
-        let esize = i32_at(pos);
+        let esize = word(pos) as i32;
         if esize < 8 {
             return Err(format!(
                 "a header extension declares an invalid size {esize}"
