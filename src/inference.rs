@@ -72,14 +72,22 @@ impl SlicePrediction {
     }
 }
 
-/// Device-side outputs of one batch, packed as `[N, F]` rows.
+/// How one batch's outputs are packed: `[N, F]` rows of `F = seg_classes·size² + n_classes
+/// (+ 1 + size² with the reconstruction)` values: segmentation probabilities, class
+/// probabilities, then the reconstruction error and the reconstruction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PackedLayout {
+    pub n: usize,
+    pub size: usize,
+    pub seg_classes: usize,
+    pub n_classes: usize,
+    pub with_recon: bool,
+}
+
+/// Device-side outputs of one batch, packed as `[N, F]` rows (see [`PackedLayout`]).
 pub struct PackedOutputs {
     packed: Tensor<2>,
-    n: usize,
-    size: usize,
-    seg_classes: usize,
-    n_classes: usize,
-    with_recon: bool,
+    pub layout: PackedLayout,
 }
 
 /// Run the model on a batch already on the device.
@@ -103,11 +111,13 @@ pub fn run(model: &MultiTaskModel, input: Tensor<4>, with_recon: bool) -> Packed
     }
     PackedOutputs {
         packed: Tensor::cat(parts, 1),
-        n,
-        size,
-        seg_classes,
-        n_classes,
-        with_recon,
+        layout: PackedLayout {
+            n,
+            size,
+            seg_classes,
+            n_classes,
+            with_recon,
+        },
     }
 }
 
@@ -116,35 +126,44 @@ impl PackedOutputs {
     pub fn read(self) -> Result<Vec<SlicePrediction>> {
         let data = self
             .packed
-            .clone()
             .try_into_data()
             .map_err(|e| Error::Readback(format!("{e:?}")))?;
-        self.unpack(data)
+        self.layout.unpack(flat_f32(data)?)
     }
 
     /// Asynchronous readback (required on WebGPU).
     pub async fn read_async(self) -> Result<Vec<SlicePrediction>> {
+        let layout = self.layout;
+        layout.unpack(self.read_flat_async().await?)
+    }
+
+    /// The packed rows as they are, for a caller that unpacks them elsewhere (the browser's
+    /// model workers hand them to the worker that owns the volume).
+    pub async fn read_flat_async(self) -> Result<Vec<f32>> {
         let data = self
             .packed
-            .clone()
             .into_data_async()
             .await
             .map_err(|e| Error::Readback(format!("{e:?}")))?;
-        self.unpack(data)
+        flat_f32(data)
     }
+}
 
-    fn unpack(&self, data: TensorData) -> Result<Vec<SlicePrediction>> {
-        let flat: Vec<f32> = data
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::Readback(format!("{e:?}")))?;
+fn flat_f32(data: TensorData) -> Result<Vec<f32>> {
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Readback(format!("{e:?}")))
+}
+
+impl PackedLayout {
+    /// Split packed rows into one prediction per slice; refuses a length that does not fit.
+    pub fn unpack(&self, flat: Vec<f32>) -> Result<Vec<SlicePrediction>> {
         let hw = self.size * self.size;
         let seg_len = self.seg_classes * hw;
-        let row = flat.len() / self.n.max(1);
-        let expected = seg_len + self.n_classes + if self.with_recon { 1 + hw } else { 0 };
-        if row != expected || flat.len() != row * self.n {
+        let row = seg_len + self.n_classes + if self.with_recon { 1 + hw } else { 0 };
+        if flat.len() != row * self.n {
             return Err(Error::Readback(format!(
-                "read back {} values for {} slices, expected {expected} each",
+                "read back {} values for {} slices, expected {row} each",
                 flat.len(),
                 self.n
             )));
@@ -202,4 +221,37 @@ pub fn predict(
         return Ok(Vec::new());
     }
     run(model, batch_tensor(slices, size, device)?, with_recon).read()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(n: usize) -> PackedLayout {
+        PackedLayout {
+            n,
+            size: 2,
+            seg_classes: 3,
+            n_classes: 2,
+            with_recon: true,
+        }
+    }
+
+    #[test]
+    fn unpack_splits_rows_in_order() {
+        // Row: 12 seg, 2 cls, 1 mse, 4 recon = 19 values; two rows tagged by their offset.
+        let flat: Vec<f32> = (0..38).map(|i| i as f32).collect();
+        let preds = layout(2).unpack(flat).expect("fits");
+        assert_eq!(preds.len(), 2);
+        assert_eq!(preds[1].seg_probs[0], 19.0);
+        assert_eq!(preds[1].class_probs, vec![31.0, 32.0]);
+        assert_eq!(preds[1].recon_mse, Some(33.0));
+        assert_eq!(preds[1].recon.as_deref(), Some(&[34.0, 35.0, 36.0, 37.0][..]));
+    }
+
+    #[test]
+    fn unpack_refuses_a_length_that_does_not_fit() {
+        let err = layout(2).unpack(vec![0.0; 37]).expect_err("one value short");
+        assert!(err.to_string().contains("37 values for 2 slices"), "{err}");
+    }
 }

@@ -4,16 +4,17 @@
 //! returns `Result<_, JsError>` so that bad input becomes a message, never a dead page.
 
 use std::cell::OnceCell;
+use std::collections::HashMap;
 
 use burn::prelude::*;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::inference::{SlicePrediction, batch_tensor, run};
+use crate::inference::{PackedLayout, batch_tensor, run};
 use crate::lung::{LungMask, lung_mask};
 use crate::model::MultiTaskModel;
 use crate::phantom::{SYNTHETIC_LABEL, chest_phantom};
-use crate::pipeline::{InputFrame, finish_slice, input_frame, prepare_slice};
+use crate::pipeline::{InputFrame, SliceInput, finish_slice, input_frame, prepare_slice};
 use crate::report::{ReportContext, SliceResult};
 use crate::volume::nii::write_labels_nii_gz;
 use crate::volume::{CtVolume, Limits, load_bytes};
@@ -204,24 +205,10 @@ impl Analyzer {
     /// there, so no slice is lost or counted twice; finished slices are kept.
     pub async fn analyze_slices(&mut self, zs: Vec<u32>) -> Result<JsValue, JsError> {
         let t0 = now_ms();
-        let zs: Vec<usize> = zs.into_iter().map(|z| z as usize).collect();
+        let grids = self.prepare_slices(zs.clone())?;
         let size = self.config.input_size;
-        let inputs = {
-            let (cur, lung) = self.current_with_lung()?;
-            let vol = &cur.volume;
-            if let Some(&z) = zs.iter().find(|&&z| z >= vol.dims[2]) {
-                return Err(JsError::new(&format!(
-                    "slice {z} is out of range (the volume has {})",
-                    vol.dims[2]
-                )));
-            }
-            let frame = cur.frame.get_or_init(|| input_frame(vol, lung));
-            zs.iter()
-                .map(|&z| prepare_slice(vol, frame, z, size))
-                .collect::<Vec<_>>()
-        };
-        let grids: Vec<&[f32]> = inputs.iter().map(|i| i.grid.as_slice()).collect();
-        let preds = match self.predict(&grids).await {
+        let grids: Vec<&[f32]> = grids.chunks_exact(size * size).collect();
+        let packed = match self.predict(&grids).await {
             Ok(p) => p,
             Err(e) if self.loaded.backend == "webgpu" => {
                 self.gpu_error = Some(format!(
@@ -234,53 +221,46 @@ impl Analyzer {
             }
             Err(e) => return Err(js(e)),
         };
-        if preds.len() != inputs.len() {
+        let backend = self.loaded.backend.to_string();
+        self.finish(&zs, packed, &backend, now_ms() - t0)
+    }
+
+    /// The model inputs of slices `zs` (`[N, size, size]` values, flattened), for a model
+    /// worker; kept here until [`finish_slices`](Self::finish_slices) receives their outputs.
+    pub fn prepare_slices(&mut self, zs: Vec<u32>) -> Result<Vec<f32>, JsError> {
+        let size = self.config.input_size;
+        let (cur, lung) = self.current_with_lung()?;
+        let vol = &cur.volume;
+        if let Some(&z) = zs.iter().find(|&&z| z as usize >= vol.dims[2]) {
             return Err(JsError::new(&format!(
-                "the model returned {} predictions for {} slices",
-                preds.len(),
-                inputs.len()
+                "slice {z} is out of range (the volume has {})",
+                vol.dims[2]
             )));
         }
-        let ms = (now_ms() - t0) / inputs.len().max(1) as f64;
-        let mut views = Vec::with_capacity(inputs.len());
-        for (pred, input) in preds.iter().zip(&inputs) {
-            let result = finish_slice(pred, input, self.config.ood_threshold);
-            let (cur, lung) = self.current_with_lung()?;
-            let (lung_slice, classes) = crate::pipeline::slice_in_lung(&cur.volume, lung, &result);
-            let lung_px = lung_slice.iter().filter(|&&l| l != 0).count();
-            views.push(SliceView {
-                z: input.z,
-                lesion_px: classes.iter().filter(|&&c| c != 0).count(),
-                classes,
-                has_lung: lung_px > 0
-                    && lung_px as f64 >= crate::report::MIN_LUNG_SHARE * lung_slice.len() as f64,
-                lung: lung_slice,
-                recon: pred
-                    .recon
-                    .as_ref()
-                    .map(|r| {
-                        r.iter()
-                            .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                size,
-                p_covid: result.p_covid,
-                recon_mse: result.recon_mse,
-                ood: result.ood,
-                backend: self.loaded.backend.to_string(),
-                ms,
-            });
-            if let Some(cur) = self.current.as_mut() {
-                // Kept in z order, so the report and exports read them without copying or
-                // sorting; a slice analysed again replaces its old result.
-                match cur.results.binary_search_by_key(&input.z, |r| r.z) {
-                    Ok(i) => cur.results[i] = result,
-                    Err(i) => cur.results.insert(i, result),
-                }
+        let frame = cur.frame.get_or_init(|| input_frame(vol, lung));
+        let inputs: Vec<SliceInput> = zs
+            .iter()
+            .map(|&z| prepare_slice(vol, frame, z as usize, size))
+            .collect();
+        let grids = inputs.iter().flat_map(|i| i.grid.iter().copied()).collect();
+        if let Some(cur) = self.current.as_mut() {
+            for input in inputs {
+                cur.pending.insert(input.z, input);
             }
         }
-        serde_wasm_bindgen::to_value(&views).map_err(js)
+        Ok(grids)
+    }
+
+    /// Take a model worker's packed outputs (see `ModelRunner::predict`) for slices `zs`,
+    /// prepared earlier by [`prepare_slices`](Self::prepare_slices), and finish them as
+    /// [`analyze_slices`](Self::analyze_slices) does. `ms` is the worker's time per slice.
+    pub fn finish_slices(
+        &mut self,
+        zs: Vec<u32>,
+        packed: Vec<f32>,
+        ms: f64,
+    ) -> Result<JsValue, JsError> {
+        self.finish(&zs, packed, "cpu (flex)", ms * zs.len() as f64)
     }
 
     /// The report over the slices analysed so far (all of them unless cancelled), with the lung
@@ -325,6 +305,8 @@ struct Current {
     lung: OnceCell<LungMask>,
     /// How the slices are framed for the model (from the lung mask), on first use.
     frame: OnceCell<InputFrame>,
+    /// Slices prepared for a model worker and not finished yet, by z.
+    pending: HashMap<usize, SliceInput>,
 }
 
 impl Analyzer {
@@ -366,19 +348,135 @@ impl Analyzer {
             results: Vec::new(),
             lung: OnceCell::new(),
             frame: OnceCell::new(),
+            pending: HashMap::new(),
         });
         serde_wasm_bindgen::to_value(&view).map_err(js)
     }
 }
 
 impl Analyzer {
-    /// One batch through the model and back: `[N]` grids of `size²` in, N predictions out.
-    async fn predict(&self, grids: &[&[f32]]) -> Result<Vec<SlicePrediction>, String> {
+    /// One batch through the model and back: `[N]` grids of `size²` in, the packed rows out.
+    async fn predict(&self, grids: &[&[f32]]) -> Result<Vec<f32>, String> {
         let size = self.config.input_size;
         let input = batch_tensor(grids, size, &self.loaded.device).map_err(|e| e.to_string())?;
         run(&self.loaded.model, input, true)
-            .read_async()
+            .read_flat_async()
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// Unpack the outputs of the prepared slices `zs`, paste them back on the slice grid, apply
+    /// the lesion rule, store the results and return the views. `ms` is the whole batch's time.
+    fn finish(
+        &mut self,
+        zs: &[u32],
+        packed: Vec<f32>,
+        backend: &str,
+        ms: f64,
+    ) -> Result<JsValue, JsError> {
+        let size = self.config.input_size;
+        let layout = PackedLayout {
+            n: zs.len(),
+            size,
+            seg_classes: self.config.model.seg_classes,
+            n_classes: self.config.model.n_classes,
+            with_recon: true,
+        };
+        let preds = layout.unpack(packed).map_err(js)?;
+        let mut inputs = Vec::with_capacity(zs.len());
+        {
+            let cur = self
+                .current
+                .as_mut()
+                .ok_or_else(|| JsError::new("no volume is loaded"))?;
+            for &z in zs {
+                inputs.push(cur.pending.remove(&(z as usize)).ok_or_else(|| {
+                    JsError::new(&format!("slice {z} was not prepared for analysis"))
+                })?);
+            }
+        }
+        let ms = ms / zs.len().max(1) as f64;
+        let mut views = Vec::with_capacity(inputs.len());
+        for (pred, input) in preds.iter().zip(&inputs) {
+            let result = finish_slice(pred, input, self.config.ood_threshold);
+            let (cur, lung) = self.current_with_lung()?;
+            let (lung_slice, classes) = crate::pipeline::slice_in_lung(&cur.volume, lung, &result);
+            let lung_px = lung_slice.iter().filter(|&&l| l != 0).count();
+            views.push(SliceView {
+                z: input.z,
+                lesion_px: classes.iter().filter(|&&c| c != 0).count(),
+                classes,
+                has_lung: lung_px > 0
+                    && lung_px as f64 >= crate::report::MIN_LUNG_SHARE * lung_slice.len() as f64,
+                lung: lung_slice,
+                recon: pred
+                    .recon
+                    .as_ref()
+                    .map(|r| {
+                        r.iter()
+                            .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                size,
+                p_covid: result.p_covid,
+                recon_mse: result.recon_mse,
+                ood: result.ood,
+                backend: backend.to_string(),
+                ms,
+            });
+            if let Some(cur) = self.current.as_mut() {
+                // Kept in z order, so the report and exports read them without copying or
+                // sorting; a slice analysed again replaces its old result.
+                match cur.results.binary_search_by_key(&input.z, |r| r.z) {
+                    Ok(i) => cur.results[i] = result,
+                    Err(i) => cur.results.insert(i, result),
+                }
+            }
+        }
+        serde_wasm_bindgen::to_value(&views).map_err(js)
+    }
+}
+
+/// A model and nothing else, for one worker of the browser's CPU pool: each pool worker has
+/// its own wasm instance and copy of the weights, and turns model inputs prepared by the
+/// worker that owns the volume into packed outputs. CPU (flex) only: the GPU path batches
+/// in the owning worker instead.
+#[wasm_bindgen]
+pub struct ModelRunner {
+    loaded: Loaded,
+    size: usize,
+}
+
+#[wasm_bindgen]
+impl ModelRunner {
+    /// Load `config.json` and `model.bpk` bytes on the CPU backend, warmed up.
+    pub async fn create(config_json: Vec<u8>, weights: Vec<u8>) -> Result<ModelRunner, JsError> {
+        let config = config_from_bytes(&config_json, "config.json").map_err(js)?;
+        let loaded = load_on(&config, &weights, false).await.map_err(js)?;
+        Ok(ModelRunner {
+            loaded,
+            size: config.input_size,
+        })
+    }
+
+    /// `[N, size, size]` model inputs (flattened) in, the packed outputs of the N slices out
+    /// (`inference::PackedLayout`).
+    pub async fn predict(&self, grids: Vec<f32>) -> Result<Vec<f32>, JsError> {
+        let hw = self.size * self.size;
+        if grids.is_empty() || grids.len() % hw != 0 {
+            return Err(JsError::new(&format!(
+                "{} input values are not whole {}x{} slices",
+                grids.len(),
+                self.size,
+                self.size
+            )));
+        }
+        let slices: Vec<&[f32]> = grids.chunks_exact(hw).collect();
+        let input = batch_tensor(&slices, self.size, &self.loaded.device).map_err(js)?;
+        run(&self.loaded.model, input, true)
+            .read_flat_async()
+            .await
+            .map_err(js)
     }
 }

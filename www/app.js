@@ -36,6 +36,7 @@ export function startApp(doc) {
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
+  let poolText = "";
   // The current volume: geometry, int16 voxels, per-slice results, report.
   let vol = null;
 
@@ -48,6 +49,7 @@ export function startApp(doc) {
   function startWorker() {
     worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "worker" });
     worker.onmessage = (ev) => onWorkerMessage(ev.data);
+    worker.postMessage({ type: "init", options: urlOptions() });
     // A wasm trap or an out-of-memory kills the worker: say so and start a fresh one.
     worker.onerror = (ev) => {
       ev.preventDefault?.();
@@ -60,10 +62,15 @@ export function startApp(doc) {
 
   function onWorkerMessage(msg) {
     if (msg.type === "ready") {
-      backendInfo = `model ${msg.model} on ${msg.backend}` + (msg.gpuError ? ` (CPU fallback: ${msg.gpuError})` : "");
+      backendInfo = `model ${msg.model} on ${msg.backend}${poolText}` + (msg.gpuError ? ` (CPU fallback: ${msg.gpuError})` : "");
       ui.status.textContent = `Ready: ${backendInfo}. Model loaded in ${msg.loadMs.toFixed(0)} ms.`;
       doc.body.dataset.backend = msg.backend;
       doc.body.dataset.ready = "1";
+    } else if (msg.type === "pool") {
+      // The CPU pool (before "ready"): model workers beside this page's worker.
+      poolText = msg.workers > 0 ? ` × ${msg.workers} worker${msg.workers > 1 ? "s" : ""} (${msg.instanceMB.toFixed(0)} MB each)` : "";
+      if (msg.error) console.warn("CPU pool unavailable, analysing in one worker:", msg.error);
+      doc.body.dataset.workers = String(msg.workers);
     } else if (msg.type === "status") {
       ui.status.textContent = msg.text;
     } else if (msg.type === "volume") {
@@ -90,6 +97,8 @@ export function startApp(doc) {
       render();
     } else if (msg.type === "slice") {
       if (!vol) return;
+      // Each slice arrives once; a repeat would mean a pool retry went wrong (the tests watch this).
+      if (vol.slices[msg.slice.z]) doc.body.dataset.repeatedSlices = String(Number(doc.body.dataset.repeatedSlices || 0) + 1);
       vol.slices[msg.slice.z] = msg.slice;
       (vol.sliceMs ||= []).push(msg.slice.ms);
       ui.progress.value = msg.done;
@@ -108,6 +117,7 @@ export function startApp(doc) {
       vol.reportText = msg.report;
       vol.ms = msg.ms;
       vol.provisional = `Provisional (${msg.done} of ${msg.total} slices): the figures below will change as the rest arrives.`;
+      vol.firstProvisionalMs ??= performance.now() - vol.t0;
       doc.body.dataset.provisionalSeen = String(Number(doc.body.dataset.provisionalSeen || 0) + 1);
       render();
     } else if (msg.type === "report") {
@@ -121,9 +131,14 @@ export function startApp(doc) {
       const key = vol.report.slices.reduce((a, b) => (b.lesion_px > (a?.lesion_px ?? -1) ? b : a), null);
       if (key && key.lesion_px > 0 && !vol.userScrolled) vol.z = key.z;
       render();
-      ui.status.textContent = `${msg.cancelled ? "Cancelled" : "Done"}: ${vol.name}, ${vol.report.slices.length} slice(s) in ${msg.ms.toFixed(0)} ms on ${msg.backend}.`;
+      ui.status.textContent = `${msg.cancelled ? "Cancelled" : "Done"}: ${vol.name}, ${vol.report.slices.length} slice(s) in ${msg.ms.toFixed(0)} ms on ${msg.backend}${msg.workers > 1 ? ` with ${msg.workers} workers` : ""}.`;
       // Timings for the benchmark script (tests/e2e/bench.mjs).
-      doc.defaultView.ctscreenTimings = { sliceMs: vol.sliceMs || [], totalMs: msg.ms, reportMs: msg.reportMs, loadMs: vol.load_ms, backend: msg.backend };
+      doc.defaultView.ctscreenTimings = {
+        sliceMs: vol.sliceMs || [], totalMs: msg.ms, reportMs: msg.reportMs, loadMs: vol.load_ms, backend: msg.backend,
+        workers: msg.workers, firstProvisionalMs: vol.firstProvisionalMs ?? null, finalMs: performance.now() - vol.t0,
+        summary: { p_covid: vol.report.p_covid, involvement_pct: vol.report.involvement_pct, severity: vol.report.severity, lesion_ml: vol.report.lesion_ml?.total },
+      };
+      if (msg.workers !== undefined) doc.body.dataset.workersAfterRun = String(msg.workers);
       doc.body.dataset.analyses = String(Number(doc.body.dataset.analyses || 0) + 1);
     } else if (msg.type === "mask") {
       if (msg.format === "seg") download(doc, new Blob([msg.bytes], { type: "application/dicom" }), `${baseName()}-lesions-seg.dcm`);
@@ -135,10 +150,20 @@ export function startApp(doc) {
     }
   }
 
-  /** `?batch=N` in the page's URL: slices per model call (benchmarks compare sizes with it). */
-  function urlBatch() {
-    const n = Number(new URLSearchParams(doc.defaultView.location.search).get("batch"));
-    return Number.isInteger(n) && n >= 1 && n <= 64 ? n : 0;
+  /** A whole number from the page's URL within [1, max], or 0 when absent or out of range. */
+  function urlInt(name, max) {
+    const n = Number(new URLSearchParams(doc.defaultView.location.search).get(name));
+    return Number.isInteger(n) && n >= 1 && n <= max ? n : 0;
+  }
+  /** `?batch=N`: slices per model call (benchmarks compare sizes with it). */
+  const urlBatch = () => urlInt("batch", 64);
+  /**
+   * `?backend=cpu` forces the CPU path, `?workers=N` the size of its pool (benchmarks and tests
+   * compare sizes on one build), `?crashworker=K` crashes a pool worker after K slices (test).
+   */
+  function urlOptions() {
+    const backend = new URLSearchParams(doc.defaultView.location.search).get("backend") === "cpu" ? "cpu" : "auto";
+    return { backend, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000) };
   }
 
   function baseName() {

@@ -16,3 +16,14 @@ export function coarseToFine(nz, step = 8) {
   }
   return passes;
 }
+
+/**
+ * The first pass's step: about 10 slices in the first pass whatever the length (a power of
+ * two, so every pass halves it), so the first estimate comes within seconds on long series too.
+ * @param {number} nz
+ */
+export function firstStep(nz) {
+  let s = 1;
+  while (s < 64 && nz / s > 10) s *= 2;
+  return s;
+}

@@ -1,14 +1,27 @@
-// The inference worker: owns the wasm module, the model and the current volume.
-// In:  {type: "load", files: [{name, bytes}]} | {type: "demo"} | {type: "cancel"} | {type: "export-mask"} | {type: "export-seg"}
-// Out: {type: "status"|"ready"|"volume"|"slice"|"report"|"mask"|"error"}.
+// The inference worker: owns the wasm module, the current volume and its results. On the GPU
+// it runs the model itself, in batches; on the CPU it feeds a pool of model workers (pool.js),
+// one per core, and runs the model itself only if the pool cannot start.
+// In:  {type: "init", options: {backend, workers, batch, crashworker}} (first) | {type: "load", files: [{name, bytes}]}
+//      | {type: "demo"} | {type: "cancel"} | {type: "export-mask"} | {type: "export-seg"}
+// Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"report"|"mask"|"error"}.
 import init, { Analyzer } from "../pkg/ctscreen.js";
-import { coarseToFine } from "./schedule.js";
+import { coarseToFine, firstStep } from "./schedule.js";
+import { ModelPool, poolSize } from "./pool.js";
 
 const MODEL_DIR = "models/ctscreen-v1";
 let analyzer = null;
+let options = {};
+let modelBytes = null;
 /** Slices per WebGPU dispatch (`?batch=N` in the page's URL overrides it). */
 const GPU_BATCH = 4;
+/** What the tab may spend, and what the largest volume we plan for (512²×600) takes of it:
+ * 4 B/voxel float HU + 1 B lung + 1 B classes here, 2 B int16 + 2 B overlays in the page. */
+const TAB_BUDGET = 2 * 1024 ** 3;
+const VOLUME_RESERVE = 10 * 512 * 512 * 600;
 let runId = 0; // bumped by every new load or cancel; a running loop stops when it changes
+let loadId = 0; // the run of the volume loaded last
+let pool = null; // the CPU pool once started (null: not started or not possible)
+let poolStart = null;
 
 async function fetchBytes(path) {
   const res = await fetch(path);
@@ -16,25 +29,60 @@ async function fetchBytes(path) {
   return new Uint8Array(await res.arrayBuffer());
 }
 
+let optionsReceived;
+const optionsReady = new Promise((r) => { optionsReceived = r; });
+
 async function load() {
+  await optionsReady;
   postMessage({ type: "status", text: "Loading the analysis engine…" });
-  await init();
+  const wasm = await init();
   postMessage({ type: "status", text: "Loading the model weights…" });
   const [config, weights] = await Promise.all([
     fetchBytes(`${MODEL_DIR}/config.json`),
     fetchBytes(`${MODEL_DIR}/model.bpk`),
   ]);
-  const preferGpu = "gpu" in navigator && navigator.gpu !== undefined;
+  modelBytes = { config, weights };
+  const preferGpu = options.backend !== "cpu" && "gpu" in navigator && navigator.gpu !== undefined;
   const t0 = performance.now();
   postMessage({ type: "status", text: preferGpu ? "Preparing the GPU (first use compiles shaders; this can take a while)…" : "Preparing the CPU backend…" });
-  analyzer = await Analyzer.create(config, weights, preferGpu);
+  analyzer = await Analyzer.create(config.slice(), weights.slice(), preferGpu);
+  // On the CPU path the pool starts before "ready", so everything is fetched before any file
+  // is dropped (and precached for offline use).
+  if (analyzer.backend() !== "webgpu") await startPool(wasm.memory.buffer.byteLength);
   postMessage({
     type: "ready",
     backend: analyzer.backend(),
-    gpuError: analyzer.gpu_error() ?? (preferGpu ? null : "this browser has no WebGPU"),
+    gpuError: analyzer.gpu_error() ?? (preferGpu ? null : options.backend === "cpu" ? "the CPU was asked for (?backend=cpu)" : "this browser has no WebGPU"),
     model: analyzer.model_version(),
     loadMs: performance.now() - t0,
   });
+}
+
+/**
+ * Start the CPU pool: one worker first, to measure what an instance costs, then as many more
+ * as the cores and the memory budget allow. Never throws: without a pool this worker runs the
+ * model itself.
+ */
+function startPool(ownBytes) {
+  poolStart ??= (async () => {
+    try {
+      const p = new ModelPool((i) => new Worker(new URL("./model-worker.js", import.meta.url), { type: "module", name: "model-worker" }));
+      const t0 = performance.now();
+      const [first] = await p.grow(1, modelBytes.config, modelBytes.weights);
+      if (first === undefined) throw new Error("the first model worker did not start");
+      const n = poolSize({
+        cores: navigator.hardwareConcurrency, requested: options.workers, instanceBytes: first,
+        budgetBytes: TAB_BUDGET, reserveBytes: VOLUME_RESERVE + ownBytes,
+      });
+      if (n > 1) await p.grow(n - 1, modelBytes.config, modelBytes.weights);
+      pool = p;
+      postMessage({ type: "pool", workers: p.size, instanceMB: first / 2 ** 20, startMs: performance.now() - t0 });
+    } catch (e) {
+      postMessage({ type: "pool", workers: 0, error: String(e?.message ?? e) });
+    }
+    return pool;
+  })();
+  return poolStart;
 }
 
 const ready = load().catch((e) => {
@@ -42,44 +90,75 @@ const ready = load().catch((e) => {
   throw e;
 });
 
+/** Send finished slice views to the page. */
+function postSlices(views, progress) {
+  for (const slice of views) {
+    progress.done++;
+    postMessage({ type: "slice", slice, done: progress.done, total: progress.total, elapsedMs: performance.now() - progress.t0, gpuError: analyzer.gpu_error() ?? null },
+      [slice.classes.buffer, slice.recon.buffer, slice.lung.buffer]);
+  }
+}
+
+/** This worker runs the model on `zs` itself, `batch` slices at a time (the GPU path). */
+async function runHere(zs, id, batchParam, progress) {
+  for (let k = 0; k < zs.length;) {
+    if (id !== runId) return;
+    // On the GPU a batch costs one dispatch and one readback; on the CPU batching buys nothing.
+    const batch = batchParam || (analyzer.backend() === "webgpu" ? GPU_BATCH : 1);
+    const part = zs.slice(k, k + batch);
+    k += part.length;
+    postSlices(await analyzer.analyze_slices(Uint32Array.from(part)), progress);
+    await new Promise((r) => setTimeout(r, 0));
+  }
+}
+
+/** The pool runs `zs`; what it could not finish (no worker left, or tried twice) runs here. */
+async function runPooled(zs, id, progress) {
+  let crashAfter = options.crashworker > 0 ? options.crashworker : 0;
+  const { left, failed } = await pool.run(zs, {
+    prepare: (z) => analyzer.prepare_slices(Uint32Array.of(z)),
+    finish: (z, packed, ms) => postSlices(analyzer.finish_slices(Uint32Array.of(z), packed, ms), progress),
+    onDispatch: (z, i, sent) => {
+      // Test hook: the first worker crashes once `?crashworker=K` slices have gone out.
+      if (crashAfter && sent >= crashAfter && i === 0) { crashAfter = 0; pool.workers[0].worker.postMessage({ type: "crash" }); }
+    },
+  });
+  if (id !== runId) return;
+  if (failed.length) postMessage({ type: "status", text: `${failed.length} slice(s) failed twice in the pool (${failed[0].why}); running them here.` });
+  const rest = [...left, ...failed.map((f) => f.z)].sort((a, b) => a - b);
+  if (rest.length) await runHere(rest, id, 1, progress);
+}
+
 /**
- * Analyse every slice, coarse to fine, yielding to the event loop between slices so "cancel" is
- * heard. After each pass but the last, a provisional report over the slices done so far.
+ * Analyse every slice, coarse to fine. After each pass but the last, a provisional report
+ * over the slices done so far.
  */
 async function analyseAll(view, id, batchParam) {
   const nz = view.info.dims[2];
-  const t0 = performance.now();
-  const passes = coarseToFine(nz);
-  let done = 0;
-  outer: for (let p = 0; p < passes.length; p++) {
-    const pass = passes[p];
-    for (let k = 0; k < pass.length;) {
-      if (id !== runId) break outer;
-      // On the GPU a batch costs one dispatch and one readback; on the CPU batching buys nothing.
-      const batch = batchParam || (analyzer.backend() === "webgpu" ? GPU_BATCH : 1);
-      const zs = pass.slice(k, k + batch);
-      k += zs.length;
-      for (const slice of await analyzer.analyze_slices(Uint32Array.from(zs))) {
-        done++;
-        postMessage({ type: "slice", slice, done, total: nz, elapsedMs: performance.now() - t0, gpuError: analyzer.gpu_error() ?? null },
-          [slice.classes.buffer, slice.recon.buffer, slice.lung.buffer]);
-      }
-      await new Promise((r) => setTimeout(r, 0));
-    }
+  const progress = { done: 0, total: nz, t0: performance.now() };
+  const passes = coarseToFine(nz, firstStep(nz));
+  for (let p = 0; p < passes.length && id === runId; p++) {
+    // The CPU pool (started at load on the CPU path, or here after a GPU failure).
+    const usePool = analyzer.backend() !== "webgpu" && await startPool(0);
+    if (id !== runId) break;
+    if (usePool && pool.size > 0) await runPooled(passes[p], id, progress);
+    else await runHere(passes[p], id, batchParam, progress);
     if (p < passes.length - 1 && id === runId) {
-      postMessage({ type: "report", report: analyzer.report(), provisional: true, done, total: nz, ms: performance.now() - t0, backend: analyzer.backend() });
+      postMessage({ type: "report", report: analyzer.report(), provisional: true, done: progress.done, total: nz, ms: performance.now() - progress.t0, backend: analyzer.backend() });
     }
   }
+  if (id !== loadId) return; // a newer volume replaced this one: its run reports for itself
   const cancelled = id !== runId;
   const tReport = performance.now();
   const report = analyzer.report(); // includes the lung mask, computed here on first use
   const reportMs = performance.now() - tReport;
-  postMessage({ type: "report", report, cancelled, done, total: nz, ms: performance.now() - t0, reportMs, backend: analyzer.backend() });
+  postMessage({ type: "report", report, cancelled, done: progress.done, total: nz, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0 });
 }
 
 onmessage = async (ev) => {
   const msg = ev.data;
-  if (msg.type === "cancel") { runId++; return; }
+  if (msg.type === "init") { options = msg.options || {}; optionsReceived(); return; }
+  if (msg.type === "cancel") { runId++; pool?.cancel(); return; }
   try {
     await ready;
     if (msg.type === "export-mask") {
@@ -94,6 +173,8 @@ onmessage = async (ev) => {
     }
     if (msg.type !== "load" && msg.type !== "demo") return;
     const id = ++runId;
+    loadId = id;
+    pool?.cancel();
     postMessage({ type: "status", text: "Reading the files…" });
     const view = msg.type === "demo" ? analyzer.load_demo() : analyzer.load_files(msg.files);
     postMessage({ type: "volume", view }, [view.voxels_i16.buffer]);

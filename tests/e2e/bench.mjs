@@ -76,8 +76,42 @@ async function run(mode) {
   return out;
 }
 
+/**
+ * A real whole volume end to end on the CPU path with a pool of `workers` (`?backend=cpu&workers=N`;
+ * 0 = the size the page picks): the RICORD COVID-19 series, 255 × 512², JPEG Lossless. Time from
+ * the volume being read to the first provisional estimate and to the final report.
+ */
+async function runVolume(workers) {
+  const dir = path.resolve(root, "../shared/data/ct-files/ricord-1a-covid-000082");
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".dcm")).sort().map((f) => path.join(dir, f));
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "ctscreen-bench-"));
+  const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic"];
+  const ctx = await chromium.launchPersistentContext(userDir, { executablePath: "/usr/bin/chromium", headless: true, args, env: { ...process.env, XDG_RUNTIME_DIR: userDir } });
+  const page = await ctx.newPage();
+  await page.goto(origin + "/?backend=cpu" + (workers ? `&workers=${workers}` : ""));
+  await page.waitForFunction(() => Number(document.body.dataset.workers || 0) >= 1, null, { timeout: 300000 });
+  const pool = Number(await page.evaluate(() => document.body.dataset.workers));
+  const tDrop = Date.now();
+  await page.setInputFiles("#file", files);
+  await page.waitForSelector("body[data-analyses='1']", { timeout: 1800000 });
+  const dropToReportS = (Date.now() - tDrop) / 1000;
+  const t = await page.evaluate(() => window.ctscreenTimings);
+  await ctx.close();
+  return {
+    volume: "ricord-1a-covid-000082 (255 x 512^2)", requestedWorkers: workers || "page's choice", workers: pool,
+    loadS: t.loadMs / 1000, firstProvisionalS: t.firstProvisionalMs / 1000, finalS: t.finalMs / 1000,
+    analysisS: t.totalMs / 1000, lungMaskAndReportS: t.reportMs / 1000, dropToReportS, slices: t.sliceMs.length,
+    medianWorkerSliceMs: median(t.sliceMs), report: t.summary,
+  };
+}
+
 try {
-  for (const mode of (process.env.CTSCREEN_MODES || "webgpu,cpu").split(",")) console.log(JSON.stringify(await run(mode)));
+  // CTSCREEN_VOLUME_WORKERS=1,2,0: the whole-volume runs (0 = the page's choice); empty: none.
+  for (const w of (process.env.CTSCREEN_VOLUME_WORKERS || "").split(",").filter((x) => x !== "")) {
+    console.log(JSON.stringify(await runVolume(Number(w))));
+  }
+  for (const mode of (process.env.CTSCREEN_MODES ?? "webgpu,cpu").split(",").filter(Boolean)) console.log(JSON.stringify(await run(mode)));
 } finally {
   server.kill();
 }

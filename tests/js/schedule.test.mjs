@@ -17,3 +17,16 @@ test("coarse to fine covers every slice exactly once, every 8th first", () => {
 test("an empty volume has no passes", () => {
   assert.deepEqual(coarseToFine(0), []);
 });
+
+test("the first pass has about 10 slices at any length, and every step covers each slice once", async () => {
+  const { firstStep } = await import("../../www/schedule.js");
+  assert.equal(firstStep(1), 1);
+  assert.equal(firstStep(20), 2);
+  assert.equal(firstStep(255), 32);
+  assert.equal(firstStep(600), 64);
+  for (const nz of [1, 5, 20, 31, 255, 600, 1200]) {
+    const passes = coarseToFine(nz, firstStep(nz));
+    assert.ok(passes[0].length <= 10 || firstStep(nz) === 64, `nz=${nz}: first pass ${passes[0].length}`);
+    assert.deepEqual(passes.flat().sort((a, b) => a - b), [...Array(nz).keys()], `nz=${nz}`);
+  }
+});
