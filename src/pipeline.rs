@@ -148,6 +148,7 @@ pub fn finish_slice(
             (Some(e), Some(t)) => Some(e > t),
             _ => None,
         },
+        counts: None,
     }
 }
 

@@ -24,6 +24,58 @@ pub struct SliceResult {
     pub classes: Vec<u8>,
     pub recon_mse: Option<f32>,
     pub ood: Option<bool>,
+    /// The slice's lung and lesion pixel counts under the lesion rule, when already worked
+    /// out (the browser does it per slice for the viewer); the report computes them if not.
+    pub counts: Option<SliceCounts>,
+}
+
+/// Pixels of one slice by lung side and lesion type, after the lesion rule
+/// ([`crate::pipeline::slice_in_lung`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SliceCounts {
+    /// Lung pixels (any side label), and those labelled left / right.
+    pub lung: usize,
+    pub lung_left: usize,
+    pub lung_right: usize,
+    pub ggo: usize,
+    pub consolidation: usize,
+    /// Lesion pixels in the left lung and in the rest of the lung.
+    pub lesion_left: usize,
+    pub lesion_right: usize,
+}
+
+impl SliceCounts {
+    /// Count a slice's lung labels and its classes (both on the slice grid).
+    pub fn of(lung_slice: &[u8], classes: &[u8]) -> Self {
+        let mut c = Self::default();
+        for (&side, &class) in lung_slice.iter().zip(classes) {
+            if side == 0 {
+                continue;
+            }
+            c.lung += 1;
+            let is_left = side == LEFT;
+            if is_left {
+                c.lung_left += 1;
+            } else if side == RIGHT {
+                c.lung_right += 1;
+            }
+            match class {
+                0 => continue,
+                1 => c.ggo += 1,
+                _ => c.consolidation += 1,
+            }
+            if is_left {
+                c.lesion_left += 1;
+            } else {
+                c.lesion_right += 1;
+            }
+        }
+        c
+    }
+
+    pub fn lesion(&self) -> usize {
+        self.ggo + self.consolidation
+    }
 }
 
 /// How slice probabilities become one patient-level probability.
@@ -213,34 +265,17 @@ pub fn build(
     };
     let mut slice_reports = Vec::with_capacity(slices.len());
     for s in slices {
-        let (lung_slice, classes) = crate::pipeline::slice_in_lung(vol, lung, s);
-        let (mut lp, mut lesp) = (0usize, 0usize);
-        for (&side, &c) in lung_slice.iter().zip(&classes) {
-            if side == 0 {
-                continue;
-            }
-            lp += 1;
-            let is_left = side == LEFT;
-            if is_left {
-                lung_px.left += 1;
-            } else if side == RIGHT {
-                lung_px.right += 1;
-            }
-            if c == 0 {
-                continue;
-            }
-            lesp += 1;
-            if c == 1 {
-                lesion.ggo += 1;
-            } else {
-                lesion.consolidation += 1;
-            }
-            if is_left {
-                lesion_side.left += 1;
-            } else {
-                lesion_side.right += 1;
-            }
-        }
+        let c = s.counts.unwrap_or_else(|| {
+            let (lung_slice, classes) = crate::pipeline::slice_in_lung(vol, lung, s);
+            SliceCounts::of(&lung_slice, &classes)
+        });
+        lung_px.left += c.lung_left;
+        lung_px.right += c.lung_right;
+        lesion.ggo += c.ggo;
+        lesion.consolidation += c.consolidation;
+        lesion_side.left += c.lesion_left;
+        lesion_side.right += c.lesion_right;
+        let (lp, lesp) = (c.lung, c.lesion());
         slice_reports.push(SliceReport {
             z: s.z,
             position_mm: vol.spacing_known.then(|| vol.slice_position_mm(s.z)),
@@ -422,6 +457,7 @@ mod tests {
                 classes,
                 recon_mse: Some(0.01),
                 ood: Some(z == 4),
+                counts: None,
             });
         }
         let lung = LungMask {
@@ -516,6 +552,7 @@ mod tests {
                 classes: vec![0; n2],
                 recon_mse: None,
                 ood: None,
+                counts: None,
             })
             .collect();
         let ctx = ReportContext {

@@ -15,7 +15,7 @@ use crate::lung::{LungMask, lung_mask};
 use crate::model::MultiTaskModel;
 use crate::phantom::{SYNTHETIC_LABEL, chest_phantom};
 use crate::pipeline::{InputFrame, SliceInput, finish_slice, input_frame, prepare_slice};
-use crate::report::{ReportContext, SliceResult};
+use crate::report::{ReportContext, SliceCounts, SliceResult};
 use crate::volume::nii::write_labels_nii_gz;
 use crate::volume::{CtVolume, Limits, load_bytes};
 use crate::weights::{ShippedConfig, config_from_bytes, model_from_bytes};
@@ -398,16 +398,20 @@ impl Analyzer {
         let ms = ms / zs.len().max(1) as f64;
         let mut views = Vec::with_capacity(inputs.len());
         for (pred, input) in preds.iter().zip(&inputs) {
-            let result = finish_slice(pred, input, self.config.ood_threshold);
+            let mut result = finish_slice(pred, input, self.config.ood_threshold);
             let (cur, lung) = self.current_with_lung()?;
             let (lung_slice, classes) = crate::pipeline::slice_in_lung(&cur.volume, lung, &result);
-            let lung_px = lung_slice.iter().filter(|&&l| l != 0).count();
+            // Counted once here, so every (provisional) report reads the counts instead of
+            // applying the lesion rule to every slice again.
+            let counts = SliceCounts::of(&lung_slice, &classes);
+            result.counts = Some(counts);
             views.push(SliceView {
                 z: input.z,
-                lesion_px: classes.iter().filter(|&&c| c != 0).count(),
+                lesion_px: counts.lesion(),
                 classes,
-                has_lung: lung_px > 0
-                    && lung_px as f64 >= crate::report::MIN_LUNG_SHARE * lung_slice.len() as f64,
+                has_lung: counts.lung > 0
+                    && counts.lung as f64
+                        >= crate::report::MIN_LUNG_SHARE * lung_slice.len() as f64,
                 lung: lung_slice,
                 recon: pred
                     .recon

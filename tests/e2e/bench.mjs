@@ -101,7 +101,7 @@ async function runVolume(workers) {
   return {
     volume: "ricord-1a-covid-000082 (255 x 512^2)", requestedWorkers: workers || "page's choice", workers: pool,
     loadS: t.loadMs / 1000, firstProvisionalS: t.firstProvisionalMs / 1000, finalS: t.finalMs / 1000,
-    analysisS: t.totalMs / 1000, lungMaskAndReportS: t.reportMs / 1000, dropToReportS, slices: t.sliceMs.length,
+    analysisS: t.totalMs / 1000, lungMaskAndReportS: t.reportMs / 1000, ownerMs: t.ownerMs, dropToReportS, slices: t.sliceMs.length,
     medianWorkerSliceMs: median(t.sliceMs), report: t.summary,
   };
 }
