@@ -976,20 +976,31 @@ fn box_max(s: &mut [u8], tmp: &mut [u8], nx: usize, ny: usize, r: usize, outside
             count = count + at(x + ri + 1) - at(x - ri);
         }
     }
-    // Columns → s.
-    for x in 0..nx {
-        let at = |y: isize| -> usize {
-            if y < 0 || y >= ny as isize {
-                outside as usize
-            } else {
-                tmp[y as usize * nx + x] as usize
-            }
-        };
-        let mut count: usize = (-ri..=ri).map(at).sum();
-        for y in 0..ny as isize {
-            s[y as usize * nx + x] = u8::from(count > 0);
-            count = count + at(y + ri + 1) - at(y - ri);
+    // Columns → s, a row at a time (running counts per column: contiguous memory, where a
+    // column walk strides by a whole row per step).
+    let row_of = |y: isize| -> Option<&[u8]> {
+        (y >= 0 && y < ny as isize).then(|| &tmp[y as usize * nx..(y as usize + 1) * nx])
+    };
+    let mut count = vec![0i32; nx];
+    let add = |count: &mut [i32], row: Option<&[u8]>, sign: i32| match row {
+        Some(row) => count
+            .iter_mut()
+            .zip(row)
+            .for_each(|(c, &v)| *c += sign * v as i32),
+        None => count.iter_mut().for_each(|c| *c += sign * outside as i32),
+    };
+    for dy in -ri..=ri {
+        add(&mut count, row_of(dy), 1);
+    }
+    for y in 0..ny as isize {
+        for (o, &c) in s[y as usize * nx..(y as usize + 1) * nx]
+            .iter_mut()
+            .zip(&count)
+        {
+            *o = u8::from(c > 0);
         }
+        add(&mut count, row_of(y + ri + 1), 1);
+        add(&mut count, row_of(y - ri), -1);
     }
 }
 
@@ -1172,6 +1183,47 @@ mod tests {
             InputKind::Nifti,
         );
         (vol, truth)
+    }
+
+    /// The separable running-count dilation equals the square-window maximum, borders
+    /// included (`outside` counts as set or not).
+    #[test]
+    fn box_max_is_the_square_window_maximum() {
+        let (nx, ny) = (23, 17);
+        let mut state = 12345u32;
+        let img: Vec<u8> = (0..nx * ny)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                u8::from((state >> 16) % 13 == 0)
+            })
+            .collect();
+        for r in [1usize, 2, 5] {
+            for outside in [0u8, 1] {
+                let mut got = img.clone();
+                let mut tmp = vec![0u8; nx * ny];
+                box_max(&mut got, &mut tmp, nx, ny, r, outside);
+                for y in 0..ny as isize {
+                    for x in 0..nx as isize {
+                        let r = r as isize;
+                        let want = (-r..=r).any(|dy| {
+                            (-r..=r).any(|dx| {
+                                let (xx, yy) = (x + dx, y + dy);
+                                if xx < 0 || yy < 0 || xx >= nx as isize || yy >= ny as isize {
+                                    outside == 1
+                                } else {
+                                    img[yy as usize * nx + xx as usize] == 1
+                                }
+                            })
+                        });
+                        assert_eq!(
+                            got[y as usize * nx + x as usize],
+                            u8::from(want),
+                            "r {r} outside {outside} at ({x}, {y})"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

