@@ -71,6 +71,7 @@ export function startApp(doc) {
       poolText = msg.workers > 0 ? ` × ${msg.workers} worker${msg.workers > 1 ? "s" : ""} (${msg.instanceMB.toFixed(0)} MB each)` : "";
       if (msg.error) console.warn("CPU pool unavailable, analysing in one worker:", msg.error);
       doc.body.dataset.workers = String(msg.workers);
+      if (msg.instanceMB) doc.body.dataset.workerMb = msg.instanceMB.toFixed(1);
     } else if (msg.type === "status") {
       ui.status.textContent = msg.text;
     } else if (msg.type === "volume") {

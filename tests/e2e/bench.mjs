@@ -92,6 +92,7 @@ async function runVolume(workers) {
   await page.goto(origin + "/?backend=cpu" + (workers ? `&workers=${workers}` : ""));
   await page.waitForFunction(() => Number(document.body.dataset.workers || 0) >= 1, null, { timeout: 300000 });
   const pool = Number(await page.evaluate(() => document.body.dataset.workers));
+  const workerMB = Number(await page.evaluate(() => document.body.dataset.workerMb));
   const tDrop = Date.now();
   await page.setInputFiles("#file", files);
   await page.waitForSelector("body[data-analyses='1']", { timeout: 1800000 });
@@ -99,7 +100,7 @@ async function runVolume(workers) {
   const t = await page.evaluate(() => window.ctscreenTimings);
   await ctx.close();
   return {
-    volume: "ricord-1a-covid-000082 (255 x 512^2)", requestedWorkers: workers || "page's choice", workers: pool,
+    volume: "ricord-1a-covid-000082 (255 x 512^2)", requestedWorkers: workers || "page's choice", workers: pool, workerMB,
     loadS: t.loadMs / 1000, firstProvisionalS: t.firstProvisionalMs / 1000, finalS: t.finalMs / 1000,
     analysisS: t.totalMs / 1000, lungMaskAndReportS: t.reportMs / 1000, ownerMs: t.ownerMs, dropToReportS, slices: t.sliceMs.length,
     medianWorkerSliceMs: median(t.sliceMs), report: t.summary,
