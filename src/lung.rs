@@ -1194,7 +1194,7 @@ mod tests {
         let img: Vec<u8> = (0..nx * ny)
             .map(|_| {
                 state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                u8::from((state >> 16) % 13 == 0)
+                u8::from((state >> 16).is_multiple_of(13))
             })
             .collect();
         for r in [1usize, 2, 5] {

@@ -20,6 +20,7 @@
 //!   normalisation of these weights is the same for each channel ((255·x − 127) / 128, the
 //!   TensorFlow lite preprocessing), so the stem's kernel summed over its input channels gives
 //!   the same result on one channel.
+//!
 //! Convolutions pad as TensorFlow's "SAME" (asymmetric at stride 2), as the weights were
 //! trained; Burn's `PaddingConfig2d::Same` computes exactly that.
 
