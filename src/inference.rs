@@ -131,14 +131,9 @@ impl PackedOutputs {
         self.layout.unpack(flat_f32(data)?)
     }
 
-    /// Asynchronous readback (required on WebGPU).
-    pub async fn read_async(self) -> Result<Vec<SlicePrediction>> {
-        let layout = self.layout;
-        layout.unpack(self.read_flat_async().await?)
-    }
-
-    /// The packed rows as they are, for a caller that unpacks them elsewhere (the browser's
-    /// model workers hand them to the worker that owns the volume).
+    /// Asynchronous readback (required on WebGPU) of the packed rows as they are: the browser
+    /// unpacks them with [`PackedLayout::unpack`], in the worker that owns the volume when a
+    /// model worker ran them.
     pub async fn read_flat_async(self) -> Result<Vec<f32>> {
         let data = self
             .packed

@@ -76,6 +76,11 @@ impl SliceCounts {
     pub fn lesion(&self) -> usize {
         self.ggo + self.consolidation
     }
+
+    /// Whether the slice shows lung: at least [`MIN_LUNG_SHARE`] of its `slice_len` pixels.
+    pub fn has_lung(&self, slice_len: usize) -> bool {
+        self.lung > 0 && self.lung as f64 >= MIN_LUNG_SHARE * slice_len as f64
+    }
 }
 
 /// How slice probabilities become one patient-level probability.
@@ -280,7 +285,7 @@ pub fn build(
             z: s.z,
             position_mm: vol.spacing_known.then(|| vol.slice_position_mm(s.z)),
             p_covid: s.p_covid,
-            lung: lp as f64 >= MIN_LUNG_SHARE * n2 as f64 && lp > 0,
+            lung: c.has_lung(n2),
             lesion_ml: voxel_ml.map(|v| lesp as f64 * v),
             lesion_px: lesp,
             lung_px: lp,

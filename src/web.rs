@@ -94,6 +94,9 @@ pub struct Analyzer {
     current: Option<Current>,
 }
 
+/// What the CPU backend is called in views and reports.
+const CPU_BACKEND: &str = "cpu (flex)";
+
 fn js(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
@@ -106,23 +109,37 @@ async fn load_on(config: &ShippedConfig, weights: &[u8], gpu: bool) -> Result<Lo
             .map_err(|e| format!("WebGPU unavailable: {e}"))?;
         (d, "webgpu")
     } else {
-        (Device::flex(), "cpu (flex)")
+        (Device::flex(), CPU_BACKEND)
     };
     let model = model_from_bytes(&config.model, weights.to_vec(), &device, "model.bpk")
         .map_err(|e| e.to_string())?;
-    // Warm-up: compiles shaders / allocates once, and proves the device works before real input.
-    let size = config.input_size;
-    let zeros = vec![0.0f32; size * size];
-    let input = batch_tensor(&[zeros.as_slice()], size, &device).map_err(|e| e.to_string())?;
-    run(&model, input, false)
-        .read_async()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Loaded {
+    let loaded = Loaded {
         model,
         device,
         backend,
-    })
+    };
+    // Warm-up: compiles shaders / allocates once, and proves the device works before real input.
+    let size = config.input_size;
+    let zeros = vec![0.0f32; size * size];
+    loaded.predict(&[zeros.as_slice()], size, false).await?;
+    Ok(loaded)
+}
+
+impl Loaded {
+    /// One batch through the model and back: `[N]` grids of `size²` in, the packed rows out
+    /// (`inference::PackedLayout`), with one readback.
+    async fn predict(
+        &self,
+        grids: &[&[f32]],
+        size: usize,
+        with_recon: bool,
+    ) -> Result<Vec<f32>, String> {
+        let input = batch_tensor(grids, size, &self.device).map_err(|e| e.to_string())?;
+        run(&self.model, input, with_recon)
+            .read_flat_async()
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[wasm_bindgen]
@@ -208,7 +225,7 @@ impl Analyzer {
         let grids = self.prepare_slices(zs.clone())?;
         let size = self.config.input_size;
         let grids: Vec<&[f32]> = grids.chunks_exact(size * size).collect();
-        let packed = match self.predict(&grids).await {
+        let packed = match self.loaded.predict(&grids, size, true).await {
             Ok(p) => p,
             Err(e) if self.loaded.backend == "webgpu" => {
                 self.gpu_error = Some(format!(
@@ -217,7 +234,7 @@ impl Analyzer {
                 self.loaded = load_on(&self.config, &self.weights, false)
                     .await
                     .map_err(js)?;
-                self.predict(&grids).await.map_err(js)?
+                self.loaded.predict(&grids, size, true).await.map_err(js)?
             }
             Err(e) => return Err(js(e)),
         };
@@ -238,11 +255,15 @@ impl Analyzer {
             )));
         }
         let frame = cur.frame.get_or_init(|| input_frame(vol, lung));
-        let inputs: Vec<SliceInput> = zs
+        let mut inputs: Vec<SliceInput> = zs
             .iter()
             .map(|&z| prepare_slice(vol, frame, z as usize, size))
             .collect();
-        let grids = inputs.iter().flat_map(|i| i.grid.iter().copied()).collect();
+        // The grids leave with the batch; what stays pending is how to map the outputs back.
+        let mut grids = Vec::with_capacity(inputs.len() * size * size);
+        for input in &mut inputs {
+            grids.append(&mut input.grid);
+        }
         if let Some(cur) = self.current.as_mut() {
             for input in inputs {
                 cur.pending.insert(input.z, input);
@@ -260,7 +281,7 @@ impl Analyzer {
         packed: Vec<f32>,
         ms: f64,
     ) -> Result<JsValue, JsError> {
-        self.finish(&zs, packed, "cpu (flex)", ms * zs.len() as f64)
+        self.finish(&zs, packed, CPU_BACKEND, ms * zs.len() as f64)
     }
 
     /// The report over the slices analysed so far (all of them unless cancelled), with the lung
@@ -355,16 +376,6 @@ impl Analyzer {
 }
 
 impl Analyzer {
-    /// One batch through the model and back: `[N]` grids of `size²` in, the packed rows out.
-    async fn predict(&self, grids: &[&[f32]]) -> Result<Vec<f32>, String> {
-        let size = self.config.input_size;
-        let input = batch_tensor(grids, size, &self.loaded.device).map_err(|e| e.to_string())?;
-        run(&self.loaded.model, input, true)
-            .read_flat_async()
-            .await
-            .map_err(|e| e.to_string())
-    }
-
     /// Unpack the outputs of the prepared slices `zs`, paste them back on the slice grid, apply
     /// the lesion rule, store the results and return the views. `ms` is the whole batch's time.
     fn finish(
@@ -409,9 +420,7 @@ impl Analyzer {
                 z: input.z,
                 lesion_px: counts.lesion(),
                 classes,
-                has_lung: counts.lung > 0
-                    && counts.lung as f64
-                        >= crate::report::MIN_LUNG_SHARE * lung_slice.len() as f64,
+                has_lung: counts.has_lung(lung_slice.len()),
                 lung: lung_slice,
                 recon: pred
                     .recon
@@ -477,9 +486,8 @@ impl ModelRunner {
             )));
         }
         let slices: Vec<&[f32]> = grids.chunks_exact(hw).collect();
-        let input = batch_tensor(&slices, self.size, &self.loaded.device).map_err(js)?;
-        run(&self.loaded.model, input, true)
-            .read_flat_async()
+        self.loaded
+            .predict(&slices, self.size, true)
             .await
             .map_err(js)
     }

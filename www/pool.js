@@ -67,12 +67,11 @@ export class ModelPool {
 
   /** Drop a worker: whatever it held goes back to the run's queue (once per slice). */
   #kill(w, why) {
-    if (!w.alive && !w.inflight.size) { try { w.worker.terminate(); } catch { /* gone */ } return; }
     w.alive = false;
     try { w.worker.terminate(); } catch { /* already gone */ }
     const lost = [...w.inflight.keys()];
     w.inflight.clear();
-    if (this.active) this.active.lost(lost, why);
+    if (lost.length && this.active) this.active.lost(lost, why);
   }
 
   #onResult(w, m) {

@@ -50,6 +50,39 @@ pub const LITE0_STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (5, 2, 6, 112, 192, 4),
     (3, 1, 6, 192, 320, 1),
 ];
+/// One MBConv block of [`LITE0_STAGES`], unrolled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockSpec {
+    pub kernel: usize,
+    pub stride: usize,
+    pub expand: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+}
+
+impl BlockSpec {
+    /// Width inside the block (after the expansion).
+    pub fn hidden(&self) -> usize {
+        self.c_in * self.expand
+    }
+}
+
+/// The 16 blocks in order: a stage's first block strides and changes the width, the rest keep
+/// both.
+pub fn lite0_blocks() -> impl Iterator<Item = BlockSpec> {
+    LITE0_STAGES
+        .iter()
+        .flat_map(|&(kernel, stride, expand, c_in, c_out, n)| {
+            (0..n).map(move |r| BlockSpec {
+                kernel,
+                stride: if r == 0 { stride } else { 1 },
+                expand,
+                c_in: if r == 0 { c_in } else { c_out },
+                c_out,
+            })
+        })
+}
+
 /// Stem width.
 pub const STEM: usize = 32;
 /// Index of the block after which each skip is taken (strides 2, 4, 8, 16, 32).
@@ -84,53 +117,59 @@ fn relu6(x: Tensor<4>) -> Tensor<4> {
     relu(x).clamp_max(6.0)
 }
 
-fn conv(
-    c_in: usize,
-    c_out: usize,
-    k: usize,
-    stride: usize,
-    groups: usize,
-    device: &Device,
-) -> Conv2d {
-    Conv2dConfig::new([c_in, c_out], [k, k])
-        .with_stride([stride, stride])
-        .with_groups(groups)
-        .with_padding(PaddingConfig2d::Same)
-        .with_bias(false)
-        .init(device)
+/// A bias-free convolution ("SAME" padding) and its frozen BatchNorm.
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    conv: Conv2d,
+    bn: Affine,
+}
+
+impl ConvBn {
+    fn new(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        device: &Device,
+    ) -> Self {
+        Self {
+            conv: Conv2dConfig::new([c_in, c_out], [k, k])
+                .with_stride([stride, stride])
+                .with_groups(groups)
+                .with_padding(PaddingConfig2d::Same)
+                .with_bias(false)
+                .init(device),
+            bn: Affine::identity(c_out, device),
+        }
+    }
+
+    /// # Shapes
+    /// - input: `[N, c_in, H, W]`
+    /// - output: `[N, c_out, ⌈H/stride⌉, ⌈W/stride⌉]`
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
 }
 
 /// Mobile inverted bottleneck: 1×1 expansion (absent when the expansion is 1), k×k depthwise,
 /// 1×1 projection; residual when the shape is kept.
 #[derive(Module, Debug)]
 pub struct MbConv {
-    expand: Option<Conv2d>,
-    bn0: Option<Affine>,
-    depthwise: Conv2d,
-    bn1: Affine,
-    project: Conv2d,
-    bn2: Affine,
+    expand: Option<ConvBn>,
+    depthwise: ConvBn,
+    project: ConvBn,
     residual: bool,
 }
 
 impl MbConv {
-    fn new(
-        k: usize,
-        stride: usize,
-        expand: usize,
-        c_in: usize,
-        c_out: usize,
-        device: &Device,
-    ) -> Self {
-        let hidden = c_in * expand;
+    fn new(b: BlockSpec, device: &Device) -> Self {
+        let hidden = b.hidden();
         Self {
-            expand: (expand != 1).then(|| conv(c_in, hidden, 1, 1, 1, device)),
-            bn0: (expand != 1).then(|| Affine::identity(hidden, device)),
-            depthwise: conv(hidden, hidden, k, stride, hidden, device),
-            bn1: Affine::identity(hidden, device),
-            project: conv(hidden, c_out, 1, 1, 1, device),
-            bn2: Affine::identity(c_out, device),
-            residual: stride == 1 && c_in == c_out,
+            expand: (b.expand != 1).then(|| ConvBn::new(b.c_in, hidden, 1, 1, 1, device)),
+            depthwise: ConvBn::new(hidden, hidden, b.kernel, b.stride, hidden, device),
+            project: ConvBn::new(hidden, b.c_out, 1, 1, 1, device),
+            residual: b.stride == 1 && b.c_in == b.c_out,
         }
     }
 
@@ -139,11 +178,11 @@ impl MbConv {
     /// - output: `[N, c_out, ⌈H/stride⌉, ⌈W/stride⌉]`
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
-        if let (Some(expand), Some(bn0)) = (&self.expand, &self.bn0) {
-            h = relu6(bn0.forward(expand.forward(h)));
+        if let Some(expand) = &self.expand {
+            h = relu6(expand.forward(h));
         }
-        h = relu6(self.bn1.forward(self.depthwise.forward(h)));
-        h = self.bn2.forward(self.project.forward(h));
+        h = relu6(self.depthwise.forward(h));
+        h = self.project.forward(h);
         if self.residual { h + x } else { h }
     }
 }
@@ -151,25 +190,16 @@ impl MbConv {
 /// The stem and the 16 blocks; see the module docs.
 #[derive(Module, Debug)]
 pub struct EffNetEncoder {
-    stem: Conv2d,
-    bn0: Affine,
+    stem: ConvBn,
     blocks: Vec<MbConv>,
 }
 
 impl EffNetEncoder {
     /// Randomly initialised (for tests and for loading saved weights over it).
     pub fn new(device: &Device) -> Self {
-        let mut blocks = Vec::new();
-        for &(k, s, e, c_in, c_out, n) in &LITE0_STAGES {
-            for i in 0..n {
-                let (stride, c_in) = if i == 0 { (s, c_in) } else { (1, c_out) };
-                blocks.push(MbConv::new(k, stride, e, c_in, c_out, device));
-            }
-        }
         Self {
-            stem: conv(1, STEM, 3, 2, 1, device),
-            bn0: Affine::identity(STEM, device),
-            blocks,
+            stem: ConvBn::new(1, STEM, 3, 2, 1, device),
+            blocks: lite0_blocks().map(|b| MbConv::new(b, device)).collect(),
         }
     }
 
@@ -181,7 +211,7 @@ impl EffNetEncoder {
     pub fn forward(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
         // The TensorFlow lite preprocessing: (255·x − 127) / 128.
         let x = x.mul_scalar(255.0 / 128.0).sub_scalar(127.0 / 128.0);
-        let mut h = relu6(self.bn0.forward(self.stem.forward(x)));
+        let mut h = relu6(self.stem.forward(x));
         let mut skips = Vec::with_capacity(SKIP_AFTER.len());
         for (i, block) in self.blocks.iter().enumerate() {
             h = block.forward(h);
@@ -223,12 +253,8 @@ impl EffNetEncoder {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect())
         };
-        let conv_w = |name: &str, shape: [usize; 4]| -> Result<Param<Tensor<4>>> {
-            let w = get(&format!("{name}.weight"), &shape)?;
-            Ok(Param::from_tensor(Tensor::from_data(
-                TensorData::new(w, shape),
-                device,
-            )))
+        let tensor = |v: Vec<f32>, shape: [usize; 4]| {
+            Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device))
         };
         let bn = |name: &str, c: usize| -> Result<Affine> {
             let gamma = get(&format!("{name}.weight"), &[c])?;
@@ -251,6 +277,12 @@ impl EffNetEncoder {
                 shift: Param::from_tensor(Tensor::from_data(TensorData::new(shift, [c]), device)),
             })
         };
+        // A convolution and the BatchNorm after it, from their keys.
+        let load = |cb: &mut ConvBn, conv: &str, norm: &str, shape: [usize; 4]| -> Result<()> {
+            cb.conv.weight = tensor(get(&format!("{conv}.weight"), &shape)?, shape);
+            cb.bn = bn(norm, shape[0])?;
+            Ok(())
+        };
 
         let mut enc = Self::new(device);
         // Stem: [32, 3, 3, 3] summed over RGB → [32, 1, 3, 3].
@@ -261,37 +293,32 @@ impl EffNetEncoder {
                 (0..3).map(|c| rgb[(o * 3 + c) * 9 + k]).sum()
             })
             .collect();
-        enc.stem.weight = Param::from_tensor(Tensor::from_data(
-            TensorData::new(grey, [STEM, 1, 3, 3]),
-            device,
-        ));
-        enc.bn0 = bn("_bn0", STEM)?;
-        let mut i = 0;
-        for &(k, _, e, c_in, c_out, n) in &LITE0_STAGES {
-            for r in 0..n {
-                let c_in = if r == 0 { c_in } else { c_out };
-                let hidden = c_in * e;
-                let p = format!("_blocks.{i}");
-                let block = &mut enc.blocks[i];
-                if let Some(expand) = block.expand.as_mut() {
-                    expand.weight = conv_w(&format!("{p}._expand_conv"), [hidden, c_in, 1, 1])?;
-                    block.bn0 = Some(bn(&format!("{p}._bn0"), hidden)?);
-                }
-                block.depthwise.weight =
-                    conv_w(&format!("{p}._depthwise_conv"), [hidden, 1, k, k])?;
-                block.bn1 = bn(&format!("{p}._bn1"), hidden)?;
-                block.project.weight =
-                    conv_w(&format!("{p}._project_conv"), [c_out, hidden, 1, 1])?;
-                block.bn2 = bn(&format!("{p}._bn2"), c_out)?;
-                i += 1;
+        enc.stem.conv.weight = tensor(grey, [STEM, 1, 3, 3]);
+        enc.stem.bn = bn("_bn0", STEM)?;
+        for (i, (b, block)) in lite0_blocks().zip(enc.blocks.iter_mut()).enumerate() {
+            let (p, hidden, k) = (format!("_blocks.{i}"), b.hidden(), b.kernel);
+            if let Some(expand) = block.expand.as_mut() {
+                load(
+                    expand,
+                    &format!("{p}._expand_conv"),
+                    &format!("{p}._bn0"),
+                    [hidden, b.c_in, 1, 1],
+                )?;
             }
+            load(
+                &mut block.depthwise,
+                &format!("{p}._depthwise_conv"),
+                &format!("{p}._bn1"),
+                [hidden, 1, k, k],
+            )?;
+            load(
+                &mut block.project,
+                &format!("{p}._project_conv"),
+                &format!("{p}._bn2"),
+                [b.c_out, hidden, 1, 1],
+            )?;
         }
         Ok(enc)
-    }
-
-    /// Parameters (for the model card).
-    pub fn num_params(&self) -> usize {
-        burn::module::Module::num_params(self)
     }
 }
 
@@ -415,7 +442,7 @@ mod tests {
 
         // The comparison catches one wrong layer: block 7's projection BatchNorm unfolded.
         let mut broken = EffNetEncoder::from_pth(&pth, &device).expect("loads");
-        broken.blocks[7].bn2 = Affine::identity(80, &device);
+        broken.blocks[7].project.bn = Affine::identity(80, &device);
         let err_broken = rel_error(
             &values(broken.forward(test_input(size, &device))[4].clone()),
             &want,

@@ -320,19 +320,15 @@ pub fn flops_per_slice(cfg: &MultiTaskConfig, size: usize, with_recon: bool) -> 
         EncoderKind::EffnetLite0 => {
             f += conv(hw(1), 1, effnet::STEM, 3);
             let mut level = 1;
-            for &(k, s, e, c_in, c_out, n) in &effnet::LITE0_STAGES {
-                for r in 0..n {
-                    let c_in = if r == 0 { c_in } else { c_out };
-                    let hidden = c_in * e;
-                    if e != 1 {
-                        f += conv(hw(level), c_in, hidden, 1);
-                    }
-                    if r == 0 && s == 2 {
-                        level += 1;
-                    }
-                    f += 2.0 * hw(level) * (hidden * k * k) as f64; // depthwise
-                    f += conv(hw(level), hidden, c_out, 1);
+            for b in effnet::lite0_blocks() {
+                if b.expand != 1 {
+                    f += conv(hw(level), b.c_in, b.hidden(), 1);
                 }
+                if b.stride == 2 {
+                    level += 1;
+                }
+                f += 2.0 * hw(level) * (b.hidden() * b.kernel * b.kernel) as f64; // depthwise
+                f += conv(hw(level), b.hidden(), b.c_out, 1);
             }
         }
     }

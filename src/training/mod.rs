@@ -500,8 +500,8 @@ pub fn train(
         .map_err(write_err(out))?;
 
     let resuming = opts.resume && ckpt.join("state.json").is_file();
-    let mut model: MultiTaskModel = match (&cfg.init_from, resuming) {
-        (Some(dir), false) => {
+    let mut model: MultiTaskModel = match (&cfg.init_from, &cfg.pretrained, resuming) {
+        (Some(dir), _, false) => {
             let loaded = weights::load_dir(Path::new(dir), device)?;
             if loaded.config.model != cfg.model {
                 return Err(Error::Config {
@@ -512,17 +512,14 @@ pub fn train(
             eprintln!("initialised from {dir}");
             loaded.model
         }
-        (_, false) => match &cfg.pretrained {
-            Some(pth) => {
-                let m = cfg
-                    .model
-                    .init(device)
-                    .with_pretrained_encoder(Path::new(pth), device)?;
-                eprintln!("encoder initialised from {pth}");
-                m
-            }
-            None => cfg.model.init(device),
-        },
+        (None, Some(pth), false) => {
+            let m = cfg
+                .model
+                .init(device)
+                .with_pretrained_encoder(Path::new(pth), device)?;
+            eprintln!("encoder initialised from {pth}");
+            m
+        }
         _ => cfg.model.init(device),
     };
     let mut optim = AdamConfig::new().with_epsilon(1e-7).init();
