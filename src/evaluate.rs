@@ -344,6 +344,9 @@ pub struct RealCtCase {
 }
 
 /// Analyse one real HU volume as `ctscreen analyze` does and measure it for [`RealCtCase`].
+/// `canonical = false` feeds the whole slice through the plain lung window instead of the
+/// thorax frame ([`crate::pipeline::input_frame`]): the input before canonicalisation, for the
+/// ablation.
 #[cfg(not(target_family = "wasm"))]
 #[allow(clippy::too_many_arguments)]
 pub fn real_ct_case(
@@ -355,9 +358,14 @@ pub fn real_ct_case(
     batch: usize,
     path: &str,
     class: &str,
+    canonical: bool,
 ) -> Result<RealCtCase> {
     let lung = crate::lung::lung_mask(vol);
-    let frame = crate::pipeline::input_frame(vol, &lung);
+    let frame = if canonical {
+        crate::pipeline::input_frame(vol, &lung)
+    } else {
+        crate::pipeline::InputFrame::WHOLE
+    };
     let slices = crate::pipeline::analyze_volume(
         model,
         device,

@@ -170,6 +170,18 @@ struct TrainArgs {
     /// Input grid side written into the shipped config.json.
     #[arg(long, default_value_t = 256)]
     input_size: usize,
+    /// The shared encoder's learning rate as a share of --lr (e.g. 0.1 for a pretrained one).
+    #[arg(long, default_value_t = 1.0)]
+    encoder_lr_scale: f64,
+    /// Probability of blurring a training image (thick slices, soft kernels).
+    #[arg(long, default_value_t = 0.0)]
+    blur: f32,
+    /// Label smoothing of the classification target.
+    #[arg(long, default_value_t = 1e-4)]
+    label_smoothing: f64,
+    /// Dropout before the classifier's output layer.
+    #[arg(long, default_value_t = 0.3)]
+    dropout: f64,
 }
 
 #[derive(Args)]
@@ -193,6 +205,11 @@ struct EvalArgs {
     /// What the manifest's paths are relative to.
     #[arg(long, default_value = "../shared/data")]
     real_root: PathBuf,
+    /// How real HU scans reach the network: `thorax` (the pipeline's canonical input: one crop
+    /// around the lungs per volume, the thorax window) or `whole` (the whole slice through the
+    /// lung window, as before canonicalisation; for the ablation).
+    #[arg(long, value_parser = ["thorax", "whole"], default_value = "thorax")]
+    frame: String,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -377,7 +394,8 @@ fn train(a: TrainArgs) -> Result<()> {
     let model = MultiTaskConfig::new()
         .with_base_width(a.width)
         .with_levels(a.levels)
-        .with_encoder((encoder == EncoderKind::EffnetLite0).then_some(encoder));
+        .with_encoder((encoder == EncoderKind::EffnetLite0).then_some(encoder))
+        .with_dropout(a.dropout);
     let tasks = Tasks::new()
         .with_seg(!a.no_seg)
         .with_cls(!a.no_cls)
@@ -398,7 +416,10 @@ fn train(a: TrainArgs) -> Result<()> {
         .with_warmup_steps(a.warmup_steps)
         .with_init_from(a.init_from.as_ref().map(|p| p.display().to_string()))
         .with_val_size(a.val_size)
-        .with_pretrained(pretrained);
+        .with_pretrained(pretrained)
+        .with_encoder_lr_scale(a.encoder_lr_scale)
+        .with_blur_p(a.blur)
+        .with_label_smoothing(a.label_smoothing);
     let device = a.device.device.device()?.autodiff();
     let t0 = Instant::now();
     let data = TrainData::load(&a.data, &cfg)?;
@@ -578,6 +599,7 @@ fn eval(a: EvalArgs) -> Result<()> {
                 a.batch,
                 path,
                 class,
+                a.frame == "thorax",
             )?;
             if !a.json {
                 let f = |v: Option<f64>, d: usize| v.map_or("n/a".into(), |v| format!("{v:.d$}"));
@@ -615,7 +637,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         }
         out.insert(
             "real_ct".into(),
-            json!({"cases": results, "covid": cov, "no_pneumonia": non}),
+            json!({"frame": a.frame, "cases": results, "covid": cov, "no_pneumonia": non}),
         );
     }
     if a.json {

@@ -231,6 +231,19 @@ impl MultiTaskModel {
         Ok(self)
     }
 
+    /// Take the shared encoder's gradients out of `grads` (training with a separate encoder
+    /// learning rate); what remains belongs to the heads and decoders.
+    #[cfg(feature = "train")]
+    pub fn encoder_grads(
+        &self,
+        grads: &mut burn::tensor::Gradients,
+    ) -> burn::optim::GradientsParams {
+        match &self.effnet {
+            Some(e) => burn::optim::GradientsParams::from_module(grads, e),
+            None => burn::optim::GradientsParams::from_module(grads, &self.encoder),
+        }
+    }
+
     /// All three heads.
     ///
     /// # Shapes
@@ -393,5 +406,59 @@ mod tests {
         assert_eq!(out.cls_logits.dims(), [2, 2]);
         assert_eq!(out.recon.map(|r| r.dims()), Some([2, 1, 64, 64]));
         assert!(flops_per_slice(&cfg, 256, false) > 1e8);
+    }
+
+    /// `encoder_grads` splits the gradients into the shared encoder's and the rest, so that a
+    /// step at encoder scale 0 leaves the encoder exactly as it was while the heads move.
+    #[cfg(feature = "train")]
+    #[test]
+    fn encoder_gradients_split_for_a_separate_learning_rate() {
+        use burn::optim::{AdamConfig, GradientsParams};
+        let device = Device::flex().autodiff();
+        let cfg = MultiTaskConfig::new().with_base_width(4).with_levels(3);
+        let model = cfg.init(&device);
+        let x = Tensor::<4>::random(
+            [2, 1, 16, 16],
+            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            &device,
+        );
+        let out = model.forward(x);
+        let loss = out.seg_logits.powf_scalar(2.0).mean()
+            + out.cls_logits.sum()
+            + out.recon.expect("recon").mean();
+        let mut grads = loss.backward();
+        let enc = model.encoder_grads(&mut grads);
+        let rest = GradientsParams::from_grads(grads, &model);
+        let n_enc = model.encoder.num_params();
+        assert!(n_enc > 0 && !enc.is_empty() && !rest.is_empty());
+        let enc_before: Vec<f32> = flat(&model.encoder[0]);
+        let head_before: Vec<f32> = flat(&model.cls_out);
+        let mut optim = AdamConfig::new().init();
+        let model = optim.step(0.0, model, enc);
+        let model = optim.step(1e-2, model, rest);
+        assert_eq!(
+            flat(&model.encoder[0]),
+            enc_before,
+            "the encoder moved at scale 0"
+        );
+        assert_ne!(
+            flat(&model.cls_out),
+            head_before,
+            "the classifier did not move"
+        );
+    }
+
+    #[cfg(feature = "train")]
+    fn flat<M: burn::module::Module>(m: &M) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let v = param.val().into_data().convert::<f32>();
+                self.0.extend(v.iter::<f32>());
+            }
+        }
+        let mut c = Collect(Vec::new());
+        m.visit(&mut c);
+        c.0
     }
 }

