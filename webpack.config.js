@@ -53,6 +53,9 @@ module.exports = {
         { from: "www/manifest.webmanifest", to: "manifest.webmanifest" },
         { from: "models/ctscreen-v1/config.json", to: "models/ctscreen-v1/config.json" },
         { from: "models/ctscreen-v1/model.bpk", to: "models/ctscreen-v1/model.bpk" },
+        // The EfficientNet model, for `?model=v2` (not precached: offline use gets the default).
+        { from: "models/ctscreen-v2/config.json", to: "models/ctscreen-v2/config.json" },
+        { from: "models/ctscreen-v2/model.bpk", to: "models/ctscreen-v2/model.bpk" },
       ],
     }),
   ],

@@ -1,5 +1,5 @@
 //! The shipped weights load into the architecture and reproduce the outputs recorded when they
-//! were shipped (`reference.json`, written with `UPDATE_REFERENCE=1 cargo test --test shipped_model`).
+//! were shipped (`reference.json`, written with `UPDATE_REFERENCE=ctscreen-vN cargo test --test shipped_model`).
 
 use std::path::PathBuf;
 
@@ -33,9 +33,18 @@ fn phantom(size: usize) -> Vec<f32> {
     v
 }
 
+/// v2 is the default; v1 stays loadable (`--model models/ctscreen-v1`).
 #[test]
 fn shipped_weights_reproduce_recorded_outputs() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/ctscreen-v1");
+    for name in ["ctscreen-v1", "ctscreen-v2"] {
+        check_model(name);
+    }
+}
+
+fn check_model(name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(name);
     let device = Device::flex();
     let loaded = load_dir(&dir, &device).expect("the shipped model loads into the architecture");
     let size = loaded.config.input_size;
@@ -53,7 +62,7 @@ fn shipped_weights_reproduce_recorded_outputs() {
         "recon_mse": pred.recon_mse,
     });
     let ref_path = dir.join("reference.json");
-    if std::env::var("UPDATE_REFERENCE").is_ok() {
+    if std::env::var("UPDATE_REFERENCE").as_deref() == Ok(name) {
         std::fs::write(&ref_path, serde_json::to_string_pretty(&got).unwrap()).unwrap();
         return;
     }
@@ -62,7 +71,7 @@ fn shipped_weights_reproduce_recorded_outputs() {
     let want: serde_json::Value = serde_json::from_str(&text).unwrap();
     let close = |k: &str, tol: f64| {
         let (a, b) = (got[k].as_f64().unwrap(), want[k].as_f64().unwrap());
-        assert!((a - b).abs() <= tol, "{k}: got {a}, recorded {b}");
+        assert!((a - b).abs() <= tol, "{name} {k}: got {a}, recorded {b}");
     };
     close("p_covid", 1e-3);
     close("mean_p_background", 1e-3);
@@ -73,6 +82,6 @@ fn shipped_weights_reproduce_recorded_outputs() {
     );
     assert!(
         (a - b).abs() <= 0.01 * b.max(100.0),
-        "lesion_px: got {a}, recorded {b}"
+        "{name} lesion_px: got {a}, recorded {b}"
     );
 }

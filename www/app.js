@@ -65,6 +65,7 @@ export function startApp(doc) {
       backendInfo = `model ${msg.model} on ${msg.backend}${poolText}` + (msg.gpuError ? ` (CPU fallback: ${msg.gpuError})` : "");
       ui.status.textContent = `Ready: ${backendInfo}. Model loaded in ${msg.loadMs.toFixed(0)} ms.`;
       doc.body.dataset.backend = msg.backend;
+      doc.body.dataset.model = msg.model;
       doc.body.dataset.ready = "1";
     } else if (msg.type === "pool") {
       // The CPU pool (before "ready"): model workers beside this page's worker.
@@ -160,11 +161,14 @@ export function startApp(doc) {
   const urlBatch = () => urlInt("batch", 64);
   /**
    * `?backend=cpu` forces the CPU path, `?workers=N` the size of its pool (benchmarks and tests
-   * compare sizes on one build), `?crashworker=K` crashes a pool worker after K slices (test).
+   * compare sizes on one build), `?crashworker=K` crashes a pool worker after K slices (test),
+   * `?model=v2` loads the EfficientNet model (comparisons; only the default is kept for offline use).
    */
   function urlOptions() {
-    const backend = new URLSearchParams(doc.defaultView.location.search).get("backend") === "cpu" ? "cpu" : "auto";
-    return { backend, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000) };
+    const q = new URLSearchParams(doc.defaultView.location.search);
+    const backend = q.get("backend") === "cpu" ? "cpu" : "auto";
+    const model = q.get("model") === "v2" ? "ctscreen-v2" : "ctscreen-v1";
+    return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000) };
   }
 
   function baseName() {
@@ -242,7 +246,9 @@ export function startApp(doc) {
       : p > 0.7 ? "The model finds COVID-19-like patterns; this is not a diagnosis."
         : "The model finds few COVID-19-like patterns; this does not rule COVID-19 out.")
       // The two heads are trained separately and can disagree; say so rather than pick one.
-      + (extensive && p < 0.5 ? " Note: the segmentation outlines lesions in a large share of the lung although the classifier's score is low — the two disagree; read the scan." : "");
+      + (extensive && p < 0.5 ? " Note: the segmentation outlines lesions in a large share of the lung although the classifier's score is low — the two disagree; read the scan." : "")
+      // Measured (model card, eval --real): on scanner CT the classifier misses most COVID-19 scans.
+      + (r.kind !== "image" ? " On scanner CT this probability is not validated (the classifier learnt from image crops of papers; most COVID-19 scans tested scored below 0.5): rely on the outlined lesions and read the scan." : "");
     const pct = (v) => (v == null ? "n/a" : `${v.toFixed(1)} %`);
     const inv = r.involvement_pct;
     const amounts = r.lung_ml

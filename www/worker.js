@@ -1,14 +1,13 @@
 // The inference worker: owns the wasm module, the current volume and its results. On the GPU
 // it runs the model itself, in batches; on the CPU it feeds a pool of model workers (pool.js),
 // one per core, and runs the model itself only if the pool cannot start.
-// In:  {type: "init", options: {backend, workers, batch, crashworker}} (first) | {type: "load", files: [{name, bytes}]}
+// In:  {type: "init", options: {backend, model, workers, batch, crashworker}} (first) | {type: "load", files: [{name, bytes}]}
 //      | {type: "demo"} | {type: "cancel"} | {type: "export-mask"} | {type: "export-seg"}
 // Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"report"|"mask"|"error"}.
 import init, { Analyzer } from "../pkg/ctscreen.js";
 import { coarseToFine, firstStep } from "./schedule.js";
 import { ModelPool, poolSize } from "./pool.js";
 
-const MODEL_DIR = "models/ctscreen-v1";
 let analyzer = null;
 let options = {};
 let modelBytes = null;
@@ -37,9 +36,11 @@ async function load() {
   postMessage({ type: "status", text: "Loading the analysis engine…" });
   const wasm = await init();
   postMessage({ type: "status", text: "Loading the model weights…" });
+  // Only the shipped models: the default (v1) and v2 for comparisons.
+  const dir = `models/${options.model === "ctscreen-v2" ? "ctscreen-v2" : "ctscreen-v1"}`;
   const [config, weights] = await Promise.all([
-    fetchBytes(`${MODEL_DIR}/config.json`),
-    fetchBytes(`${MODEL_DIR}/model.bpk`),
+    fetchBytes(`${dir}/config.json`),
+    fetchBytes(`${dir}/model.bpk`),
   ]);
   modelBytes = { config, weights };
   const preferGpu = options.backend !== "cpu" && "gpu" in navigator && navigator.gpu !== undefined;

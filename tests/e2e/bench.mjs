@@ -17,6 +17,9 @@ const port = 19000 + Math.floor(Math.random() * 1000);
 const server = spawn("python3", ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", dist], { stdio: "ignore" });
 const origin = `http://127.0.0.1:${port}`;
 await new Promise((r) => setTimeout(r, 800));
+// CTSCREEN_MODEL=v2: the EfficientNet model (`?model=v2`), to compare models within one build and run.
+const modelQuery = process.env.CTSCREEN_MODEL === "v2" ? "model=v2" : "";
+const withQuery = (url, ...parts) => { const q = [...parts, modelQuery].filter(Boolean).join("&"); return q ? `${url}?${q}` : url; };
 const median = (v) => { const s = [...v].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : NaN; };
 
 async function run(mode) {
@@ -33,10 +36,10 @@ async function run(mode) {
   ctx.on("request", (r) => { if (r.url().startsWith(origin)) urls.add(new URL(r.url()).pathname); });
   const t0 = Date.now();
   // CTSCREEN_BATCH=N: slices per model call (`?batch=N`), to compare batch sizes in one build.
-  await page.goto(origin + "/" + (process.env.CTSCREEN_BATCH ? `?batch=${process.env.CTSCREEN_BATCH}` : ""));
+  await page.goto(withQuery(origin + "/", process.env.CTSCREEN_BATCH ? `batch=${process.env.CTSCREEN_BATCH}` : ""));
   await page.waitForSelector("body[data-ready='1']", { timeout: 300000 });
   const readyS = (Date.now() - t0) / 1000;
-  const out = { mode, batch: process.env.CTSCREEN_BATCH || "default", backend: await page.evaluate(() => document.body.dataset.backend), readyS };
+  const out = { mode, model: process.env.CTSCREEN_MODEL || "default", batch: process.env.CTSCREEN_BATCH || "default", backend: await page.evaluate(() => document.body.dataset.backend), readyS };
   let n = 0;
   // On a software WebGPU adapter a slice takes seconds: there, 8 slices per run, then Cancel.
   const limit = mode === "webgpu" ? 8 : 32;
@@ -89,7 +92,7 @@ async function runVolume(workers) {
     "--disable-sync", "--no-first-run", "--disable-quic"];
   const ctx = await chromium.launchPersistentContext(userDir, { executablePath: "/usr/bin/chromium", headless: true, args, env: { ...process.env, XDG_RUNTIME_DIR: userDir } });
   const page = await ctx.newPage();
-  await page.goto(origin + "/?backend=cpu" + (workers ? `&workers=${workers}` : ""));
+  await page.goto(withQuery(origin + "/", "backend=cpu", workers ? `workers=${workers}` : ""));
   await page.waitForFunction(() => Number(document.body.dataset.workers || 0) >= 1, null, { timeout: 300000 });
   const pool = Number(await page.evaluate(() => document.body.dataset.workers));
   const workerMB = Number(await page.evaluate(() => document.body.dataset.workerMb));

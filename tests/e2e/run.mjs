@@ -341,6 +341,12 @@ async function runPool() {
     crashed.info.workers === 2 && crashed.state.workersAfterRun === "1" && Number(crashed.state.done) === nz
     && !crashed.state.repeatedSlices && crashed.mask.equals(one.mask) && sameReport(crashed.rep, one.rep));
   await page.screenshot({ path: path.join(outDir, "pool-crash.png"), fullPage: true });
+  // v1 is the default; `?model=v2` loads the EfficientNet model.
+  await page.goto(origin + "/?backend=cpu&workers=1&model=v2");
+  await page.waitForSelector("body[data-ready='1']", { timeout: 180000 });
+  const v2 = await page.evaluate(() => document.body.dataset.model);
+  check(`models: the default is ctscreen-v1 (${one.state.model}); ?model=v2 loads ${v2}`,
+    one.state.model === "ctscreen-v1" && v2 === "ctscreen-v2");
   await ctx.close();
 }
 

