@@ -23,7 +23,7 @@ case "${1:-}" in
       --cls-zoom 0.9 1.5 --lr 5e-4 --encoder-lr-scale 0.2 --warmup-steps 50 --epochs 110 \
       --steps-per-epoch 25 --val-every 10 --max-minutes 45 --version ctscreen-v2 --out runs/v2-stage2 ;;
   ablation-unet | ablation-effnet | ablation-effnet-random)
-    # Equal reduced budget (12 min each, same recipe): which encoder; the input canonicalisation
+    # Equal reduced budget (450 steps each, same recipe; 7-8 min here): which encoder; the input canonicalisation
     # is then compared at evaluation (`ctscreen eval --real ... --frame thorax|whole`).
     case "$1" in
       ablation-unet) ENC=(--width 12 --levels 5) ;;
@@ -31,7 +31,7 @@ case "${1:-}" in
       ablation-effnet-random) ENC=(--encoder effnet-lite0 --pretrained none) ;;
     esac
     "$CLI" train "${COMMON[@]}" "${ENC[@]}" --seed 42 --cls-zoom 0.9 1.8 --lr 1e-3 \
-      --warmup-steps 100 --epochs 30 --steps-per-epoch 25 --val-every 10 --max-minutes 12 \
+      --warmup-steps 100 --epochs 18 --steps-per-epoch 25 --val-every 18 \
       --out "runs/$1" ;;
   *) echo "usage: $0 stage1|stage2|ablation-unet|ablation-effnet|ablation-effnet-random" >&2; exit 2 ;;
 esac
