@@ -7,10 +7,12 @@ const CopyPlugin = require("copy-webpack-plugin");
 
 // The service worker's cache is named after a hash of everything it precaches (sources of the
 // bundles, the wasm engine, the model), so a new model or engine installs as a new, complete
-// cache instead of being mixed file by file with the old one.
+// cache instead of being mixed file by file with the old one. Both models count: the one not
+// precached is still cached when first fetched, and must not outlive a retrained copy.
 const hashed = [
   "www", "pkg/ctscreen_bg.wasm", "pkg/ctscreen.js",
   "models/ctscreen-v1/config.json", "models/ctscreen-v1/model.bpk",
+  "models/ctscreen-v2/config.json", "models/ctscreen-v2/model.bpk",
 ];
 function buildHash() {
   const h = crypto.createHash("sha256");
@@ -51,11 +53,11 @@ module.exports = {
           transform: (content) => content.toString().replace("__BUILD_HASH__", buildHash()),
         },
         { from: "www/manifest.webmanifest", to: "manifest.webmanifest" },
-        { from: "models/ctscreen-v1/config.json", to: "models/ctscreen-v1/config.json" },
-        { from: "models/ctscreen-v1/model.bpk", to: "models/ctscreen-v1/model.bpk" },
-        // The EfficientNet model, for `?model=v2` (not precached: offline use gets the default).
         { from: "models/ctscreen-v2/config.json", to: "models/ctscreen-v2/config.json" },
         { from: "models/ctscreen-v2/model.bpk", to: "models/ctscreen-v2/model.bpk" },
+        // The first model, for `?model=v1` (not precached: offline use gets the default).
+        { from: "models/ctscreen-v1/config.json", to: "models/ctscreen-v1/config.json" },
+        { from: "models/ctscreen-v1/model.bpk", to: "models/ctscreen-v1/model.bpk" },
       ],
     }),
   ],

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The ctscreen network in PyTorch on the CPU: the baseline a researcher would reach for.
 
-Builds the architecture of `src/model/` from a ctscreen `config.json` (same layers, widths,
-GroupNorm, pooling and heads; the parameter count is printed so that it can be checked against
-ctscreen's), and times what `ctscreen bench` times: inference at batch 1 and 8 with and without
+Builds the architecture of `src/model/` from a ctscreen `config.json` (v1's U-Net encoder or v2's
+EfficientNet-lite0; same layers, widths, GroupNorm, pooling and heads; the parameter count is
+printed so that it can be checked against ctscreen's), and times what `ctscreen bench` times: inference at batch 1 and 8 with and without
 the reconstruction decoder, and one training step (forward + backward + Adam) at batch 4.
 
 Weights are random: speed does not depend on their values.
@@ -125,6 +125,111 @@ class MultiTask(nn.Module):
         return seg, cls, rec
 
 
+# EfficientNet-lite0 (v2's encoder, src/model/effnet.rs): (kernel, stride of the first block,
+# expansion, input width, output width, blocks) per stage; skips after blocks 0, 2, 4, 10, 15.
+LITE0_STAGES = [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2),
+                (3, 2, 6, 40, 80, 3), (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4),
+                (3, 1, 6, 192, 320, 1)]
+SKIP_AFTER = (0, 2, 4, 10, 15)
+SKIP_WIDTHS = (16, 24, 40, 112, 320)
+
+
+class ConvAffine(nn.Module):
+    """Bias-free convolution with TensorFlow "SAME" padding, then the frozen BatchNorm as a
+    per-channel scale and shift (what ctscreen runs; BatchNorm in eval mode costs the same)."""
+
+    def __init__(self, c_in, c_out, k, stride, groups):
+        super().__init__()
+        self.k, self.stride = k, stride
+        self.conv = nn.Conv2d(c_in, c_out, k, stride=stride, groups=groups, bias=False)
+        self.scale = nn.Parameter(torch.ones(1, c_out, 1, 1))
+        self.shift = nn.Parameter(torch.zeros(1, c_out, 1, 1))
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        pad = lambda n: max((-(-n // self.stride) - 1) * self.stride + self.k - n, 0)  # noqa: E731
+        ph, pw = pad(h), pad(w)
+        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        return self.conv(x) * self.scale + self.shift
+
+
+class MBConv(nn.Module):
+    def __init__(self, k, stride, expand, c_in, c_out):
+        super().__init__()
+        hid = c_in * expand
+        self.expand = ConvAffine(c_in, hid, 1, 1, 1) if expand != 1 else None
+        self.depthwise = ConvAffine(hid, hid, k, stride, hid)
+        self.project = ConvAffine(hid, c_out, 1, 1, 1)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x):
+        h = F.relu6(self.expand(x)) if self.expand is not None else x
+        h = self.project(F.relu6(self.depthwise(h)))
+        return h + x if self.residual else h
+
+
+class EffNetLite0(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = ConvAffine(1, 32, 3, 2, 1)
+        blocks = []
+        for k, s, e, ci, co, n in LITE0_STAGES:
+            for r in range(n):
+                blocks.append(MBConv(k, s if r == 0 else 1, e, ci if r == 0 else co, co))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x):
+        h = F.relu6(self.stem(x * (255.0 / 128.0) - 127.0 / 128.0))
+        skips = []
+        for i, b in enumerate(self.blocks):
+            h = b(h)
+            if i in SKIP_AFTER:
+                skips.append(h)
+        return skips
+
+
+class MultiTaskEffNet(nn.Module):
+    """v2: the EfficientNet-lite0 encoder; the image and its five feature maps are the skips of
+    the same U-Net segmentation decoder; reconstruction decoder and MLP as v1."""
+
+    def __init__(self, c):
+        super().__init__()
+        g = c["norm_groups"]
+        L = len(SKIP_WIDTHS) + 1
+        w = lambda k: SKIP_WIDTHS[max(k, 1) - 1]  # noqa: E731
+        skip = lambda k: 1 if k == 0 else SKIP_WIDTHS[k - 1]  # noqa: E731
+        rw = lambda k: max(w(k) // c["recon_divisor"], 4)  # noqa: E731
+        self.encoder = EffNetLite0()
+        self.seg_up = nn.ModuleList(nn.ConvTranspose2d(w(k + 1), w(k), 2, stride=2) for k in range(L - 1))
+        self.seg_blocks = nn.ModuleList(ResBlock(w(k) + skip(k), w(k), g) for k in range(L - 1))
+        self.seg_out = nn.Conv2d(w(0), c["seg_classes"], 1)
+        self.rec_up = nn.ModuleList(
+            nn.ConvTranspose2d(w(L - 1) if k == L - 2 else rw(k + 1), rw(k), 2, stride=2)
+            for k in range(L - 1))
+        self.rec_blocks = nn.ModuleList(ResBlock(rw(k), rw(k), g) for k in range(L - 1))
+        self.rec_out = nn.Conv2d(rw(0), 1, 1)
+        self.cls_hidden = nn.Linear(2 * w(L - 1), c["cls_hidden"])
+        self.cls_dropout = nn.Dropout(c["dropout"])
+        self.cls_out = nn.Linear(c["cls_hidden"], c["n_classes"])
+
+    def forward(self, x, with_recon=True):
+        skips = [x] + self.encoder(x)
+        b = skips.pop()
+        s = b
+        for k in reversed(range(len(self.seg_up))):
+            s = self.seg_blocks[k](torch.cat([self.seg_up[k](s), skips[k]], 1))
+        seg = self.seg_out(s)
+        rec = None
+        if with_recon:
+            r = b
+            for k in reversed(range(len(self.rec_up))):
+                r = self.rec_blocks[k](self.rec_up[k](r))
+            rec = torch.sigmoid(self.rec_out(r))
+        feat = torch.cat([b.mean((2, 3)), b.amax((2, 3))], 1)
+        cls = self.cls_out(self.cls_dropout(F.relu(self.cls_hidden(feat))))
+        return seg, cls, rec
+
+
 def time_it(reps, f):
     f()  # warm-up
     t = time.perf_counter()
@@ -146,7 +251,8 @@ def main():
     shipped = json.loads(Path(a.config).read_text())
     cfg, size = shipped["model"], shipped.get("input_size", 256)
     torch.manual_seed(0)
-    model = MultiTask(cfg).eval()
+    arch = MultiTaskEffNet if cfg.get("encoder") == "effnet-lite0" else MultiTask
+    model = arch(cfg).eval()
     params = sum(p.numel() for p in model.parameters())
     x1 = torch.rand(1, 1, size, size)
     results = []

