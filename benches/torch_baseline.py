@@ -80,51 +80,6 @@ class ResBlock(nn.Module):
         return F.relu(y + identity)
 
 
-class MultiTask(nn.Module):
-    """Shared encoder; U-Net segmentation decoder; skip-free reconstruction decoder; MLP."""
-
-    def __init__(self, c):
-        super().__init__()
-        L, w0, g = c["levels"], c["base_width"], c["norm_groups"]
-        w = lambda k: w0 << k  # noqa: E731
-        rw = lambda k: max(w(k) // c["recon_divisor"], 4)  # noqa: E731
-        self.encoder = nn.ModuleList(ResBlock(1 if k == 0 else w(k - 1), w(k), g) for k in range(L))
-        self.seg_up = nn.ModuleList(nn.ConvTranspose2d(w(k + 1), w(k), 2, stride=2) for k in range(L - 1))
-        self.seg_blocks = nn.ModuleList(ResBlock(2 * w(k), w(k), g) for k in range(L - 1))
-        self.seg_out = nn.Conv2d(w(0), c["seg_classes"], 1)
-        self.rec_up = nn.ModuleList(
-            nn.ConvTranspose2d(w(L - 1) if k == L - 2 else rw(k + 1), rw(k), 2, stride=2)
-            for k in range(L - 1))
-        self.rec_blocks = nn.ModuleList(ResBlock(rw(k), rw(k), g) for k in range(L - 1))
-        self.rec_out = nn.Conv2d(rw(0), 1, 1)
-        self.cls_hidden = nn.Linear(2 * w(L - 1), c["cls_hidden"])
-        self.cls_dropout = nn.Dropout(c["dropout"])
-        self.cls_out = nn.Linear(c["cls_hidden"], c["n_classes"])
-
-    def forward(self, x, with_recon=True):
-        skips = []
-        h = x
-        for k, block in enumerate(self.encoder):
-            if k > 0:
-                h = F.max_pool2d(h, 2)
-            h = block(h)
-            skips.append(h)
-        b = h
-        s = b
-        for k in reversed(range(len(self.seg_up))):
-            s = self.seg_blocks[k](torch.cat([self.seg_up[k](s), skips[k]], 1))
-        seg = self.seg_out(s)
-        rec = None
-        if with_recon:
-            r = b
-            for k in reversed(range(len(self.rec_up))):
-                r = self.rec_blocks[k](self.rec_up[k](r))
-            rec = torch.sigmoid(self.rec_out(r))
-        feat = torch.cat([b.mean((2, 3)), b.amax((2, 3))], 1)
-        cls = self.cls_out(self.cls_dropout(F.relu(self.cls_hidden(feat))))
-        return seg, cls, rec
-
-
 # EfficientNet-lite0 (v2's encoder, src/model/effnet.rs): (kernel, stride of the first block,
 # expansion, input width, output width, blocks) per stage; skips after blocks 0, 2, 4, 10, 15.
 LITE0_STAGES = [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2),
@@ -188,18 +143,25 @@ class EffNetLite0(nn.Module):
         return skips
 
 
-class MultiTaskEffNet(nn.Module):
-    """v2: the EfficientNet-lite0 encoder; the image and its five feature maps are the skips of
-    the same U-Net segmentation decoder; reconstruction decoder and MLP as v1."""
+class MultiTask(nn.Module):
+    """Shared encoder (v1's residual levels, or v2's EfficientNet-lite0 whose five feature maps and
+    the image itself are the skips); U-Net segmentation decoder; skip-free reconstruction decoder;
+    MLP on average + max pooled bottleneck features. Widths as `MultiTaskConfig` in Rust."""
 
     def __init__(self, c):
         super().__init__()
         g = c["norm_groups"]
-        L = len(SKIP_WIDTHS) + 1
-        w = lambda k: SKIP_WIDTHS[max(k, 1) - 1]  # noqa: E731
-        skip = lambda k: 1 if k == 0 else SKIP_WIDTHS[k - 1]  # noqa: E731
+        self.effnet = c.get("encoder") == "effnet-lite0"
+        if self.effnet:
+            L = len(SKIP_WIDTHS) + 1
+            w = lambda k: SKIP_WIDTHS[max(k, 1) - 1]  # noqa: E731
+            skip = lambda k: 1 if k == 0 else SKIP_WIDTHS[k - 1]  # noqa: E731
+            self.encoder = EffNetLite0()
+        else:
+            L, w0 = c["levels"], c["base_width"]
+            w = skip = lambda k: w0 << k  # noqa: E731
+            self.encoder = nn.ModuleList(ResBlock(1 if k == 0 else w(k - 1), w(k), g) for k in range(L))
         rw = lambda k: max(w(k) // c["recon_divisor"], 4)  # noqa: E731
-        self.encoder = EffNetLite0()
         self.seg_up = nn.ModuleList(nn.ConvTranspose2d(w(k + 1), w(k), 2, stride=2) for k in range(L - 1))
         self.seg_blocks = nn.ModuleList(ResBlock(w(k) + skip(k), w(k), g) for k in range(L - 1))
         self.seg_out = nn.Conv2d(w(0), c["seg_classes"], 1)
@@ -212,8 +174,18 @@ class MultiTaskEffNet(nn.Module):
         self.cls_dropout = nn.Dropout(c["dropout"])
         self.cls_out = nn.Linear(c["cls_hidden"], c["n_classes"])
 
+    def encode(self, x):
+        """The skips, level k at stride 2^k; the last is the bottleneck."""
+        if self.effnet:
+            return [x] + self.encoder(x)
+        skips, h = [], x
+        for k, block in enumerate(self.encoder):
+            h = block(F.max_pool2d(h, 2) if k > 0 else h)
+            skips.append(h)
+        return skips
+
     def forward(self, x, with_recon=True):
-        skips = [x] + self.encoder(x)
+        skips = self.encode(x)
         b = skips.pop()
         s = b
         for k in reversed(range(len(self.seg_up))):
@@ -251,8 +223,7 @@ def main():
     shipped = json.loads(Path(a.config).read_text())
     cfg, size = shipped["model"], shipped.get("input_size", 256)
     torch.manual_seed(0)
-    arch = MultiTaskEffNet if cfg.get("encoder") == "effnet-lite0" else MultiTask
-    model = arch(cfg).eval()
+    model = MultiTask(cfg).eval()
     params = sum(p.numel() for p in model.parameters())
     x1 = torch.rand(1, 1, size, size)
     results = []
