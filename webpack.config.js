@@ -7,13 +7,12 @@ const CopyPlugin = require("copy-webpack-plugin");
 
 // The service worker's cache is named after a hash of everything it precaches (sources of the
 // bundles, the wasm engine, the model), so a new model or engine installs as a new, complete
-// cache instead of being mixed file by file with the old one. Both models count: the one not
-// precached is still cached when first fetched, and must not outlive a retrained copy.
-const hashed = [
-  "www", "pkg/ctscreen_bg.wasm", "pkg/ctscreen.js",
-  "models/ctscreen-v1/config.json", "models/ctscreen-v1/model.bpk",
-  "models/ctscreen-v2/config.json", "models/ctscreen-v2/model.bpk",
-];
+// cache instead of being mixed file by file with the old one. Every shipped model counts: the
+// ones not precached (sw.js precaches the default, v2) are still cached when first fetched, and
+// must not outlive a retrained copy.
+const modelFiles = ["ctscreen-v2", "ctscreen-v1"].flatMap((m) =>
+  ["config.json", "model.bpk"].map((f) => `models/${m}/${f}`));
+const hashed = ["www", "pkg/ctscreen_bg.wasm", "pkg/ctscreen.js", ...modelFiles];
 function buildHash() {
   const h = crypto.createHash("sha256");
   const add = (p) => {
@@ -53,11 +52,8 @@ module.exports = {
           transform: (content) => content.toString().replace("__BUILD_HASH__", buildHash()),
         },
         { from: "www/manifest.webmanifest", to: "manifest.webmanifest" },
-        { from: "models/ctscreen-v2/config.json", to: "models/ctscreen-v2/config.json" },
-        { from: "models/ctscreen-v2/model.bpk", to: "models/ctscreen-v2/model.bpk" },
-        // The first model, for `?model=v1` (not precached: offline use gets the default).
-        { from: "models/ctscreen-v1/config.json", to: "models/ctscreen-v1/config.json" },
-        { from: "models/ctscreen-v1/model.bpk", to: "models/ctscreen-v1/model.bpk" },
+        // Both models; v1 (`?model=v1`) is not precached: offline use gets the default.
+        ...modelFiles.map((f) => ({ from: f, to: f })),
       ],
     }),
   ],
