@@ -10,7 +10,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 
 use crate::error::{Error, Result};
-use crate::volume::{CtVolume, InputKind};
+use crate::volume::{CtVolume, InputKind, VolumeMeta};
 
 /// Segmentation Storage.
 pub const SEG_SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.66.4";
@@ -127,12 +127,123 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
         .clone()
         .unwrap_or_else(|| CT_IMAGE_STORAGE.into());
 
-    let a = &vol.affine;
-    let ([sx, sy, sz], iop) = vol.orientation();
     let seg_series_uid = derived_uid(&[series_uid.as_bytes(), b"seg-series"]);
     let seg_uid = derived_uid(&[series_uid.as_bytes(), labels, b"seg-instance"]);
+    let n_frames = SEGMENTS.len() * nz;
+    let (bits, per_frame) = frames(vol, labels, &src_class);
+    let dim_uid = derived_uid(&[seg_uid.as_bytes(), b"dimensions"]);
+    let obj = InMemDicomObject::from_element_iter([
+        DataElement::new(tags::SOP_CLASS_UID, VR::UI, SEG_SOP_CLASS),
+        DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, seg_uid.as_str()),
+        DataElement::new(tags::STUDY_INSTANCE_UID, VR::UI, study_uid.as_str()),
+        DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, seg_series_uid.as_str()),
+        DataElement::new(tags::MODALITY, VR::CS, "SEG"),
+        DataElement::new(tags::SERIES_NUMBER, VR::IS, "901"),
+        DataElement::new(tags::INSTANCE_NUMBER, VR::IS, "1"),
+        DataElement::new(
+            tags::SERIES_DESCRIPTION,
+            VR::LO,
+            "ctscreen lesions (research)",
+        ),
+        DataElement::new(tags::MANUFACTURER, VR::LO, "ctscreen (research software)"),
+        DataElement::new(tags::MANUFACTURER_MODEL_NAME, VR::LO, "ctscreen"),
+        DataElement::new(tags::SOFTWARE_VERSIONS, VR::LO, env!("CARGO_PKG_VERSION")),
+        DataElement::new(tags::DEVICE_SERIAL_NUMBER, VR::LO, "0"),
+        DataElement::new(tags::IMAGE_TYPE, VR::CS, "DERIVED\\PRIMARY"),
+        DataElement::new(tags::CONTENT_LABEL, VR::CS, "LESIONS"),
+        DataElement::new(
+            tags::CONTENT_DESCRIPTION,
+            VR::LO,
+            "Model output; research software, not for diagnosis",
+        ),
+        DataElement::new(tags::CONTENT_CREATOR_NAME, VR::PN, "ctscreen^"),
+        DataElement::new(tags::SEGMENTATION_TYPE, VR::CS, "BINARY"),
+        DataElement::new(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00"),
+        DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)),
+        DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(ny as u16)),
+        DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(nx as u16)),
+        DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, n_frames.to_string()),
+        DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(1u16)),
+        DataElement::new(tags::BITS_STORED, VR::US, PrimitiveValue::from(1u16)),
+        DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(0u16)),
+        DataElement::new(
+            tags::PIXEL_REPRESENTATION,
+            VR::US,
+            PrimitiveValue::from(0u16),
+        ),
+        seq(tags::SEGMENT_SEQUENCE, segment_sequence()),
+        seq(
+            tags::DIMENSION_ORGANIZATION_SEQUENCE,
+            vec![InMemDicomObject::from_element_iter([DataElement::new(
+                tags::DIMENSION_ORGANIZATION_UID,
+                VR::UI,
+                dim_uid.as_str(),
+            )])],
+        ),
+        seq(tags::DIMENSION_INDEX_SEQUENCE, dimension_index(&dim_uid)),
+        seq(
+            tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
+            vec![shared_groups(vol)],
+        ),
+        seq(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, per_frame),
+        seq(
+            tags::REFERENCED_SERIES_SEQUENCE,
+            vec![InMemDicomObject::from_element_iter([
+                DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, series_uid.as_str()),
+                seq(
+                    tags::REFERENCED_INSTANCE_SEQUENCE,
+                    referenced_instances(meta, &src_class),
+                ),
+            ])],
+        ),
+        DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(bits)),
+    ]);
+    finish(obj, meta, &series_uid, &seg_uid)
+}
 
-    // Pixel data: 1 bit per pixel, frames back to back, least significant bit first.
+/// The functional groups every frame shares: pixel spacing, thickness and orientation.
+fn shared_groups(vol: &CtVolume) -> InMemDicomObject {
+    let ([sx, sy, sz], iop) = vol.orientation();
+    InMemDicomObject::from_element_iter([
+        seq(
+            tags::PIXEL_MEASURES_SEQUENCE,
+            vec![InMemDicomObject::from_element_iter([
+                DataElement::new(tags::PIXEL_SPACING, VR::DS, ds(&[sy, sx])),
+                DataElement::new(tags::SLICE_THICKNESS, VR::DS, ds(&[sz])),
+                DataElement::new(tags::SPACING_BETWEEN_SLICES, VR::DS, ds(&[sz])),
+            ])],
+        ),
+        seq(
+            tags::PLANE_ORIENTATION_SEQUENCE,
+            vec![InMemDicomObject::from_element_iter([DataElement::new(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                VR::DS,
+                ds(&iop),
+            )])],
+        ),
+    ])
+}
+
+/// One Referenced Instance item per source slice.
+fn referenced_instances(meta: &VolumeMeta, src_class: &str) -> Vec<InMemDicomObject> {
+    meta.sop_instance_uids
+        .iter()
+        .map(|u| {
+            InMemDicomObject::from_element_iter([
+                DataElement::new(tags::REFERENCED_SOP_CLASS_UID, VR::UI, src_class),
+                DataElement::new(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, u.as_str()),
+            ])
+        })
+        .collect()
+}
+
+/// The SEG's pixel data (1 bit per pixel, frames back to back, least significant bit first;
+/// one frame per segment and slice) and its per-frame functional groups.
+fn frames(vol: &CtVolume, labels: &[u8], src_class: &str) -> (Vec<u8>, Vec<InMemDicomObject>) {
+    let meta = &vol.meta;
+    let [nx, ny, nz] = vol.dims;
+    let a = &vol.affine;
     let n_frames = SEGMENTS.len() * nz;
     let n2 = nx * ny;
     let mut bits = vec![0u8; (n_frames * n2).div_ceil(8).next_multiple_of(2)];
@@ -148,7 +259,7 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
             }
             let pos: Vec<f64> = (0..3).map(|r| a[r][2] * z as f64 + a[r][3]).collect();
             let source = InMemDicomObject::from_element_iter([
-                DataElement::new(tags::REFERENCED_SOP_CLASS_UID, VR::UI, src_class.as_str()),
+                DataElement::new(tags::REFERENCED_SOP_CLASS_UID, VR::UI, src_class),
                 DataElement::new(
                     tags::REFERENCED_SOP_INSTANCE_UID,
                     VR::UI,
@@ -205,7 +316,12 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
         }
     }
 
-    let segments = SEGMENTS
+    (bits, per_frame)
+}
+
+/// The Segment Sequence: one item per lesion class.
+fn segment_sequence() -> Vec<InMemDicomObject> {
+    SEGMENTS
         .iter()
         .map(|&(value, label, description)| {
             InMemDicomObject::from_element_iter([
@@ -228,11 +344,14 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
                 ),
             ])
         })
-        .collect();
-    let dim_uid = derived_uid(&[seg_uid.as_bytes(), b"dimensions"]);
+        .collect()
+}
+
+/// The Dimension Index Sequence: frames are indexed by segment, then by plane position.
+fn dimension_index(dim_uid: &str) -> Vec<InMemDicomObject> {
     let dimension = |pointer: Tag, group: Tag, label: &str| {
         InMemDicomObject::from_element_iter([
-            DataElement::new(tags::DIMENSION_ORGANIZATION_UID, VR::UI, dim_uid.as_str()),
+            DataElement::new(tags::DIMENSION_ORGANIZATION_UID, VR::UI, dim_uid),
             DataElement::new(
                 tags::DIMENSION_INDEX_POINTER,
                 VR::AT,
@@ -246,112 +365,29 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
             DataElement::new(tags::DIMENSION_DESCRIPTION_LABEL, VR::LO, label),
         ])
     };
-    let referenced = meta
-        .sop_instance_uids
-        .iter()
-        .map(|u| {
-            InMemDicomObject::from_element_iter([
-                DataElement::new(tags::REFERENCED_SOP_CLASS_UID, VR::UI, src_class.as_str()),
-                DataElement::new(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, u.as_str()),
-            ])
-        })
-        .collect();
+    vec![
+        dimension(
+            tags::REFERENCED_SEGMENT_NUMBER,
+            tags::SEGMENT_IDENTIFICATION_SEQUENCE,
+            "ReferencedSegmentNumber",
+        ),
+        dimension(
+            tags::IMAGE_POSITION_PATIENT,
+            tags::PLANE_POSITION_SEQUENCE,
+            "ImagePositionPatient",
+        ),
+    ]
+}
 
-    let mut obj = InMemDicomObject::from_element_iter([
-        DataElement::new(tags::SOP_CLASS_UID, VR::UI, SEG_SOP_CLASS),
-        DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, seg_uid.as_str()),
-        DataElement::new(tags::STUDY_INSTANCE_UID, VR::UI, study_uid.as_str()),
-        DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, seg_series_uid.as_str()),
-        DataElement::new(tags::MODALITY, VR::CS, "SEG"),
-        DataElement::new(tags::SERIES_NUMBER, VR::IS, "901"),
-        DataElement::new(tags::INSTANCE_NUMBER, VR::IS, "1"),
-        DataElement::new(
-            tags::SERIES_DESCRIPTION,
-            VR::LO,
-            "ctscreen lesions (research)",
-        ),
-        DataElement::new(tags::MANUFACTURER, VR::LO, "ctscreen (research software)"),
-        DataElement::new(tags::MANUFACTURER_MODEL_NAME, VR::LO, "ctscreen"),
-        DataElement::new(tags::SOFTWARE_VERSIONS, VR::LO, env!("CARGO_PKG_VERSION")),
-        DataElement::new(tags::DEVICE_SERIAL_NUMBER, VR::LO, "0"),
-        DataElement::new(tags::IMAGE_TYPE, VR::CS, "DERIVED\\PRIMARY"),
-        DataElement::new(tags::CONTENT_LABEL, VR::CS, "LESIONS"),
-        DataElement::new(
-            tags::CONTENT_DESCRIPTION,
-            VR::LO,
-            "Model output; research software, not for diagnosis",
-        ),
-        DataElement::new(tags::CONTENT_CREATOR_NAME, VR::PN, "ctscreen^"),
-        DataElement::new(tags::SEGMENTATION_TYPE, VR::CS, "BINARY"),
-        DataElement::new(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00"),
-        DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)),
-        DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
-        DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(ny as u16)),
-        DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(nx as u16)),
-        DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, n_frames.to_string()),
-        DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(1u16)),
-        DataElement::new(tags::BITS_STORED, VR::US, PrimitiveValue::from(1u16)),
-        DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(0u16)),
-        DataElement::new(
-            tags::PIXEL_REPRESENTATION,
-            VR::US,
-            PrimitiveValue::from(0u16),
-        ),
-        seq(tags::SEGMENT_SEQUENCE, segments),
-        seq(
-            tags::DIMENSION_ORGANIZATION_SEQUENCE,
-            vec![InMemDicomObject::from_element_iter([DataElement::new(
-                tags::DIMENSION_ORGANIZATION_UID,
-                VR::UI,
-                dim_uid.as_str(),
-            )])],
-        ),
-        seq(
-            tags::DIMENSION_INDEX_SEQUENCE,
-            vec![
-                dimension(
-                    tags::REFERENCED_SEGMENT_NUMBER,
-                    tags::SEGMENT_IDENTIFICATION_SEQUENCE,
-                    "ReferencedSegmentNumber",
-                ),
-                dimension(
-                    tags::IMAGE_POSITION_PATIENT,
-                    tags::PLANE_POSITION_SEQUENCE,
-                    "ImagePositionPatient",
-                ),
-            ],
-        ),
-        seq(
-            tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
-            vec![InMemDicomObject::from_element_iter([
-                seq(
-                    tags::PIXEL_MEASURES_SEQUENCE,
-                    vec![InMemDicomObject::from_element_iter([
-                        DataElement::new(tags::PIXEL_SPACING, VR::DS, ds(&[sy, sx])),
-                        DataElement::new(tags::SLICE_THICKNESS, VR::DS, ds(&[sz])),
-                        DataElement::new(tags::SPACING_BETWEEN_SLICES, VR::DS, ds(&[sz])),
-                    ])],
-                ),
-                seq(
-                    tags::PLANE_ORIENTATION_SEQUENCE,
-                    vec![InMemDicomObject::from_element_iter([DataElement::new(
-                        tags::IMAGE_ORIENTATION_PATIENT,
-                        VR::DS,
-                        ds(&iop),
-                    )])],
-                ),
-            ])],
-        ),
-        seq(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, per_frame),
-        seq(
-            tags::REFERENCED_SERIES_SEQUENCE,
-            vec![InMemDicomObject::from_element_iter([
-                DataElement::new(tags::SERIES_INSTANCE_UID, VR::UI, series_uid.as_str()),
-                seq(tags::REFERENCED_INSTANCE_SEQUENCE, referenced),
-            ])],
-        ),
-        DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::from(bits)),
-    ]);
+/// The Type 1 Frame of Reference, the Type 2 patient/study attributes (empty when unknown,
+/// then the input's values), the content date, the file meta; encoded.
+fn finish(
+    mut obj: InMemDicomObject,
+    meta: &VolumeMeta,
+    series_uid: &str,
+    seg_uid: &str,
+) -> Result<Vec<u8>> {
+    let bad = |m: &str| Error::InvalidArgument(format!("cannot write DICOM-SEG: {m}"));
     // Type 1 in a SEG: the input's, or (for inputs without one) one derived from the series,
     // so the plane positions still have a frame to live in.
     let frame_uid = meta
@@ -388,7 +424,7 @@ pub fn write_seg(vol: &CtVolume, labels: &[u8]) -> Result<Vec<u8>> {
     }
     let file_meta = FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(SEG_SOP_CLASS)
-        .media_storage_sop_instance_uid(seg_uid.as_str())
+        .media_storage_sop_instance_uid(seg_uid)
         .transfer_syntax("1.2.840.10008.1.2.1");
     let file = obj
         .with_meta(file_meta)

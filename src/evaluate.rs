@@ -340,7 +340,94 @@ pub struct RealCtCase {
     /// `lesion_mean_hu − rest_mean_hu`.
     pub hu_contrast: Option<f64>,
     pub severity: String,
+    /// The lesion-grounded call ([`crate::call`]): state, p(COVID-19), p(pneumonia), the
+    /// pattern features.
+    pub state: crate::call::CallState,
     pub p_covid: Option<f64>,
+    pub p_pneumonia: Option<f64>,
+    pub features: crate::pattern::PatternFeatures,
+    /// The slice classifier's patient-level score (no part of the call).
+    pub p_covid_classifier: Option<f64>,
+    /// Against the radiologist's per-slice labels (`labels.tsv` beside the series), when present.
+    pub slice_labels: Option<SliceLabelFigures>,
+}
+
+/// The segmentation's slice calls against a radiologist's per-slice infected labels.
+#[derive(Debug, Clone, Serialize)]
+pub struct SliceLabelFigures {
+    /// Labelled slices matched to analysed slices with lung (by position), infected and clean.
+    pub n: usize,
+    pub n_infected: usize,
+    /// AUC of the slice's lesion share of its lung as a score for "infected" (null with one
+    /// class only).
+    pub auc_lesion_share: Option<f64>,
+    /// The report's infected-slice rule (lesion ≥ 1 % of the slice's lung) against the labels.
+    pub sensitivity: f64,
+    pub specificity: f64,
+}
+
+/// Read `labels.tsv` (columns `file`, `slice_location`, `infected`, …) and score the report's
+/// slices against it: each label goes to the analysed slice nearest its location (within half
+/// a slice spacing). `None` when the file has no usable rows.
+pub fn slice_label_figures(
+    tsv: &str,
+    report: &crate::report::Report,
+    dz_mm: f64,
+) -> Option<SliceLabelFigures> {
+    let mut lines = tsv.lines();
+    let header: Vec<&str> = lines.next()?.split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| h.trim() == name);
+    let (loc, inf) = (col("slice_location")?, col("infected")?);
+    let mut scored: Vec<(f64, bool)> = Vec::new();
+    let (mut tp, mut fn_, mut tn, mut fp) = (0usize, 0usize, 0usize, 0usize);
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Some(z), Some(label)) = (
+            f.get(loc).and_then(|v| v.trim().parse::<f64>().ok()),
+            f.get(inf).map(|v| v.trim() == "1"),
+        ) else {
+            continue;
+        };
+        let Some(s) = report
+            .slices
+            .iter()
+            .filter(|s| s.lung && s.lung_px > 0)
+            .filter_map(|s| s.position_mm.map(|p| (s, (p - z).abs())))
+            .filter(|(_, d)| *d <= 0.5 * dz_mm.abs().max(0.1))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(s, _)| s)
+        else {
+            continue;
+        };
+        let share = s.lesion_px as f64 / s.lung_px as f64;
+        let called = share >= crate::pattern::INFECTED_SLICE_LESION_SHARE;
+        match (label, called) {
+            (true, true) => tp += 1,
+            (true, false) => fn_ += 1,
+            (false, false) => tn += 1,
+            (false, true) => fp += 1,
+        }
+        scored.push((share, label));
+    }
+    if scored.is_empty() {
+        return None;
+    }
+    let scores: Vec<f64> = scored.iter().map(|s| s.0).collect();
+    let labels: Vec<bool> = scored.iter().map(|s| s.1).collect();
+    let rate = |a: usize, b: usize| {
+        if a + b > 0 {
+            a as f64 / (a + b) as f64
+        } else {
+            f64::NAN
+        }
+    };
+    Some(SliceLabelFigures {
+        n: scored.len(),
+        n_infected: tp + fn_,
+        auc_lesion_share: auc(&scores, &labels),
+        sensitivity: rate(tp, fn_),
+        specificity: rate(tn, fp),
+    })
 }
 
 /// Analyse one real HU volume as `ctscreen analyze` does and measure it for [`RealCtCase`].
@@ -359,6 +446,7 @@ pub fn real_ct_case(
     path: &str,
     class: &str,
     canonical: bool,
+    labels_tsv: Option<&str>,
 ) -> Result<RealCtCase> {
     let lung = crate::lung::lung_mask(vol);
     let frame = if canonical {
@@ -385,7 +473,7 @@ pub fn real_ct_case(
     let n2 = vol.slice_len();
     let (mut les_sum, mut les_n, mut rest_sum, mut rest_n) = (0.0f64, 0usize, 0.0f64, 0usize);
     for s in &slices {
-        let (lung_slice, classes) = crate::pipeline::slice_in_lung(vol, &lung, s);
+        let (lung_slice, classes) = crate::slices::slice_in_lung(vol, &lung, s);
         let hu = vol.slice(s.z);
         for i in 0..n2 {
             if lung_slice[i] == 0 {
@@ -414,7 +502,12 @@ pub fn real_ct_case(
         rest_mean_hu,
         hu_contrast: lesion_mean_hu.zip(rest_mean_hu).map(|(a, b)| a - b),
         severity: report.severity.to_string(),
+        state: report.call.state,
         p_covid: report.p_covid,
+        p_pneumonia: report.call.p_pneumonia,
+        features: report.call.features.clone(),
+        p_covid_classifier: report.p_covid_classifier,
+        slice_labels: labels_tsv.and_then(|t| slice_label_figures(t, &report, vol.spacing_mm[2])),
     })
 }
 
@@ -428,12 +521,12 @@ pub fn parse_real_manifest(text: &str) -> std::result::Result<Vec<(String, Strin
         }
         let mut parts = line.split('\t').map(str::trim).filter(|p| !p.is_empty());
         match (parts.next(), parts.next(), parts.next()) {
-            (Some(path), Some(class @ ("covid" | "no-pneumonia")), None) => {
+            (Some(path), Some(class @ ("covid" | "other-pneumonia" | "no-pneumonia")), None) => {
                 out.push((path.to_string(), class.to_string()))
             }
             _ => {
                 return Err(format!(
-                    "line {}: expected `path<TAB>covid|no-pneumonia`, got {line:?}",
+                    "line {}: expected `path<TAB>covid|other-pneumonia|no-pneumonia`, got {line:?}",
                     k + 1
                 ));
             }

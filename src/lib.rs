@@ -10,6 +10,11 @@
 //! Modules, one per stage:
 //! - [`volume`]: DICOM series, NIfTI and PNG/JPEG into one canonical [`volume::CtVolume`].
 //! - [`preprocess`]: grey conversion, letterboxing to the model grid and back.
+//! - [`lung`]: the 3-D lung mask and the lesion rule's envelope.
+//! - [`slices`]: one analysed slice, the lesion rule applied to it, its counts.
+//! - [`pipeline`]: frame, prepare and finish slices (shared by the CLI and the web worker).
+//! - [`pattern`], [`call`]: the lesions' pattern and the two-stage patient call built on it.
+//! - [`report`]: volumes, involvement, severity, the patient-level call.
 //! - [`data`]: the on-disk datasets (MedSeg, Ma et al., UCSD COVID-CT) as in-memory samples.
 //! - [`model`]: the network and its [`model::MultiTaskConfig`].
 //! - [`inference`]: one slice or batch in, probability maps, class probabilities and the
@@ -18,6 +23,8 @@
 //! - [`metrics`]: Dice, IoU, AUC and friends, pure functions.
 //! - `training` (feature `train`): losses, augmentation, the joint training loop.
 
+pub mod alloc_cap;
+pub mod call;
 pub mod data;
 pub mod device;
 pub mod dicom_seg;
@@ -27,11 +34,13 @@ pub mod inference;
 pub mod lung;
 pub mod metrics;
 pub mod model;
+pub mod pattern;
 pub mod phantom;
 pub mod pipeline;
 pub mod preprocess;
 pub mod report;
 pub mod rng;
+pub mod slices;
 pub mod volume;
 pub mod weights;
 
@@ -39,6 +48,11 @@ pub mod weights;
 pub mod training;
 
 pub use error::{Error, Result};
+
+// The allocation budget of the readers (see `alloc_cap`) holds in the browser too.
+#[cfg(target_family = "wasm")]
+#[global_allocator]
+static ALLOC: alloc_cap::CappedAlloc = alloc_cap::CappedAlloc;
 
 #[cfg(target_family = "wasm")]
 pub mod web;

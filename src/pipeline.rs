@@ -8,7 +8,7 @@
 use crate::inference::SlicePrediction;
 use crate::lung::LungMask;
 use crate::preprocess::{GreyImage, LUNG_WINDOW, Letterbox, Window, slice_to_grey, to_model_grid};
-use crate::report::SliceResult;
+use crate::slices::SliceResult;
 use crate::volume::{CtVolume, IntensityScale};
 
 /// How every slice of one volume is framed for the model: the same crop box for all slices (so
@@ -150,40 +150,6 @@ pub fn finish_slice(
         },
         counts: None,
     }
-}
-
-/// One analysed slice after the lesion rule ([`crate::lung::lesions_in_lung`]): the slice's
-/// lung labels with the lesions it absorbed, and the lesion classes that count. The report, the
-/// overlay and every export go through this one function.
-pub fn slice_in_lung(
-    vol: &CtVolume,
-    lung: &crate::lung::LungMask,
-    s: &SliceResult,
-) -> (Vec<u8>, Vec<u8>) {
-    let [nx, ny, _] = vol.dims;
-    crate::lung::lesions_in_lung(
-        lung.slice(vol, s.z),
-        &s.classes,
-        nx,
-        ny,
-        vol.spacing_known.then_some(vol.spacing_mm[0]),
-    )
-}
-
-/// The lesion label map of the whole volume (1 GGO, 2 consolidation, by the lesion rule of
-/// [`slice_in_lung`]), in canonical order; slices not analysed stay 0.
-pub fn lesion_labels(
-    vol: &CtVolume,
-    lung: &crate::lung::LungMask,
-    slices: &[SliceResult],
-) -> Vec<u8> {
-    let n2 = vol.slice_len();
-    let mut labels = vec![0u8; vol.voxels.len()];
-    for s in slices {
-        let (_, classes) = slice_in_lung(vol, lung, s);
-        labels[s.z * n2..(s.z + 1) * n2].copy_from_slice(&classes);
-    }
-    labels
 }
 
 /// Run the model over every slice of `vol` (native: synchronous readback), `batch` slices at a

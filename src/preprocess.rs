@@ -2,69 +2,10 @@
 //! browser: decode to grey, letterbox to a square grid keeping the aspect ratio, and map model
 //! outputs back onto the original pixel grid.
 
-use std::path::Path;
-
-use crate::error::{Error, Result};
+pub use crate::volume::grey::{GreyImage, MAX_IMAGE_SIDE, decode_grey, read_grey};
 
 /// The model's run-time grid: 256×256 (any multiple of 16 works with the network).
 pub const MODEL_SIZE: usize = 256;
-
-/// Largest accepted side of a 2-D image, checked before decoding so that a forged header cannot
-/// make us allocate gigabytes.
-pub const MAX_IMAGE_SIDE: u32 = 8192;
-
-/// An 8-bit grey image, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GreyImage {
-    pub width: usize,
-    pub height: usize,
-    pub pixels: Vec<u8>,
-}
-
-/// Decode PNG/JPEG bytes (grey, RGB or RGBA) into grey. `name` only labels errors.
-pub fn decode_grey(bytes: &[u8], name: &Path) -> Result<GreyImage> {
-    if bytes.is_empty() {
-        return Err(Error::Image {
-            path: name.to_path_buf(),
-            reason: "the file is empty".into(),
-        });
-    }
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::Image {
-            path: name.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    let (w, h) = reader.into_dimensions().map_err(|e| Error::Image {
-        path: name.to_path_buf(),
-        reason: format!("not a readable PNG/JPEG ({e})"),
-    })?;
-    if w == 0 || h == 0 || w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
-        return Err(Error::ImageSize {
-            path: name.to_path_buf(),
-            width: w,
-            height: h,
-            max: MAX_IMAGE_SIDE,
-        });
-    }
-    let img = image::load_from_memory(bytes).map_err(|e| Error::Image {
-        path: name.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    // Luma of RGB(A); alpha is ignored because the figures in UCSD COVID-CT are opaque slices.
-    let grey = img.to_luma8();
-    Ok(GreyImage {
-        width: grey.width() as usize,
-        height: grey.height() as usize,
-        pixels: grey.into_raw(),
-    })
-}
-
-/// Read and decode an image file into grey.
-pub fn read_grey(path: &Path) -> Result<GreyImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    decode_grey(&bytes, path)
-}
 
 /// The geometry of fitting a `width`×`height` image into a `size`×`size` square, centred,
 /// keeping the aspect ratio (the rest is padded with 0, i.e. black like air).
@@ -311,19 +252,5 @@ mod tests {
         assert_eq!((lb.width, lb.height), (512, 256));
         let centre = grid[32 * 64 + 32];
         assert!((centre - 0.5).abs() < 0.1, "{centre}");
-    }
-
-    #[test]
-    fn empty_and_garbage_bytes_are_errors_not_panics() {
-        assert!(decode_grey(&[], Path::new("x.png")).is_err());
-        assert!(decode_grey(b"hello, not an image", Path::new("x.png")).is_err());
-        // A PNG signature with a truncated header.
-        assert!(
-            decode_grey(
-                &[0x89, b'P', b'N', b'G', 13, 10, 26, 10, 0, 0],
-                Path::new("t.png")
-            )
-            .is_err()
-        );
     }
 }

@@ -4,8 +4,11 @@
 
 use serde::Serialize;
 
-use crate::lung::{LEFT, LungMask, LungMethod, RIGHT};
-use crate::volume::{CtVolume, InputKind};
+use crate::call::{self, CallState, PatientCall, lung_cut_by_scan_end};
+use crate::lung::{LungMask, LungMethod};
+use crate::pattern;
+use crate::slices::{SliceCounts, SliceResult, slice_in_lung};
+use crate::volume::{CtVolume, InputKind, SkippedFile};
 
 /// Printed with every report.
 pub const DISCLAIMER: &str = "Research software, not a medical device; not for diagnosis. \
@@ -14,74 +17,6 @@ pub const DISCLAIMER: &str = "Research software, not a medical device; not for d
 /// The OOD message shown for flagged slices and volumes.
 pub const OOD_MESSAGE: &str = "this does not look like the chest CT the model was trained on; \
      results may be unreliable";
-
-/// What the model said about one slice, on the slice's own grid.
-#[derive(Debug, Clone)]
-pub struct SliceResult {
-    pub z: usize,
-    pub p_covid: f32,
-    /// Per-pixel class on the slice grid: 0 background, 1 GGO, 2 consolidation.
-    pub classes: Vec<u8>,
-    pub recon_mse: Option<f32>,
-    pub ood: Option<bool>,
-    /// The slice's lung and lesion pixel counts under the lesion rule, when already worked
-    /// out (the browser does it per slice for the viewer); the report computes them if not.
-    pub counts: Option<SliceCounts>,
-}
-
-/// Pixels of one slice by lung side and lesion type, after the lesion rule
-/// ([`crate::pipeline::slice_in_lung`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct SliceCounts {
-    /// Lung pixels (any side label), and those labelled left / right.
-    pub lung: usize,
-    pub lung_left: usize,
-    pub lung_right: usize,
-    pub ggo: usize,
-    pub consolidation: usize,
-    /// Lesion pixels in the left lung and in the rest of the lung.
-    pub lesion_left: usize,
-    pub lesion_right: usize,
-}
-
-impl SliceCounts {
-    /// Count a slice's lung labels and its classes (both on the slice grid).
-    pub fn of(lung_slice: &[u8], classes: &[u8]) -> Self {
-        let mut c = Self::default();
-        for (&side, &class) in lung_slice.iter().zip(classes) {
-            if side == 0 {
-                continue;
-            }
-            c.lung += 1;
-            let is_left = side == LEFT;
-            if is_left {
-                c.lung_left += 1;
-            } else if side == RIGHT {
-                c.lung_right += 1;
-            }
-            match class {
-                0 => continue,
-                1 => c.ggo += 1,
-                _ => c.consolidation += 1,
-            }
-            if is_left {
-                c.lesion_left += 1;
-            } else {
-                c.lesion_right += 1;
-            }
-        }
-        c
-    }
-
-    pub fn lesion(&self) -> usize {
-        self.ggo + self.consolidation
-    }
-
-    /// Whether the slice shows lung: at least [`MIN_LUNG_SHARE`] of its `slice_len` pixels.
-    pub fn has_lung(&self, slice_len: usize) -> bool {
-        self.lung > 0 && self.lung as f64 >= MIN_LUNG_SHARE * slice_len as f64
-    }
-}
 
 /// How slice probabilities become one patient-level probability.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -178,7 +113,7 @@ pub struct SliceReport {
     /// Patient z (mm) of the slice centre, when the spacing is physical.
     pub position_mm: Option<f64>,
     pub p_covid: f32,
-    /// Whether the slice shows lung (at least [`MIN_LUNG_SHARE`] of its area); slices without
+    /// Whether the slice shows lung (at least [`crate::slices::MIN_LUNG_SHARE`] of its area); slices without
     /// lung take no part in the patient-level probability.
     pub lung: bool,
     /// Lesion inside the lung on this slice, mL (null for 8-bit input).
@@ -198,9 +133,16 @@ pub struct Report {
     pub kind: InputKind,
     pub dims: [usize; 3],
     pub spacing_mm: Option<[f64; 3]>,
-    /// Patient-level p(COVID-19) by [`PATIENT_RULE`] over the slices with lung; null when no
-    /// analysed slice shows lung (no verdict without lung).
+    /// Patient-level p(COVID-19) of the lesion-grounded call ([`crate::call`]): p(pneumonia) ×
+    /// p(COVID-19 | pneumonia, pattern); null without a call (no lung, or lung cut by the end of
+    /// the scan). Never shown without `call.state` and the features behind it.
     pub p_covid: Option<f64>,
+    /// The two-stage call: state, stage probabilities, the pattern features and the evidence.
+    pub call: PatientCall,
+    /// The slice classifier's patient-level score by [`PATIENT_RULE`] over the slices with lung
+    /// (not validated on scanner CT; no part of the call); null without lung.
+    pub p_covid_classifier: Option<f64>,
+    pub p_covid_classifier_rule: &'static str,
     /// Whether any analysed slice shows lung.
     pub lung_found: bool,
     pub p_covid_rule: &'static str,
@@ -221,11 +163,10 @@ pub struct Report {
     pub lung_mask_method: LungMethod,
     pub lung_mask_approximate: bool,
     pub warnings: Vec<String>,
+    /// Files of the input that were not used (damaged, not images), each with the reason.
+    pub skipped_files: Vec<SkippedFile>,
     pub disclaimer: &'static str,
 }
-
-/// A slice shows lung when the lung covers at least this share of its area.
-pub const MIN_LUNG_SHARE: f64 = 0.01;
 
 /// Shown when no analysed slice shows lung.
 pub const NO_LUNG_WARNING: &str = "no lung found: this looks like an abdominal or other \
@@ -235,6 +176,18 @@ pub const NO_LUNG_WARNING: &str = "no lung found: this looks like an abdominal o
 pub const NO_LUNG_8BIT_WARNING: &str = "no lung found by the approximate lung mask of this \
      8-bit image: either it is not a chest slice, or its window or crop hides the lungs (a \
      mediastinal window makes them as black as the air outside); no estimate is given";
+
+/// Shown when the lung is cut by an end of the scan (no patient call then).
+pub const INCOMPLETE_LUNG_WARNING: &str = "the lung is cut by the first or last slice of the \
+     scan (only part of the chest was scanned or exported): lesion and lung figures cover only \
+     what is in the scan, and no patient-level call is made";
+
+/// Lung pixels of every slice of the mask, in z order.
+fn lung_px_per_slice(vol: &CtVolume, lung: &LungMask) -> Vec<usize> {
+    (0..vol.dims[2])
+        .map(|z| lung.slice(vol, z).iter().filter(|&&l| l != 0).count())
+        .collect()
+}
 
 /// Shown when only the lung bases are in the scan.
 pub const LUNG_BASES_WARNING: &str = "only the lung bases are in the scan (an abdominal scan?): \
@@ -256,44 +209,15 @@ pub fn build(
     lung: &LungMask,
     slices: &[SliceResult],
 ) -> Report {
-    let n2 = vol.slice_len();
     let voxel_ml = vol.voxel_ml();
-    let mut lung_px = Sides { left: 0, right: 0 };
-    let mut lesion = Lesions {
-        ggo: 0usize,
-        consolidation: 0,
-        total: 0,
-    };
-    let mut lesion_side = Sides {
-        left: 0usize,
-        right: 0,
-    };
-    let mut slice_reports = Vec::with_capacity(slices.len());
-    for s in slices {
-        let c = s.counts.unwrap_or_else(|| {
-            let (lung_slice, classes) = crate::pipeline::slice_in_lung(vol, lung, s);
-            SliceCounts::of(&lung_slice, &classes)
-        });
-        lung_px.left += c.lung_left;
-        lung_px.right += c.lung_right;
-        lesion.ggo += c.ggo;
-        lesion.consolidation += c.consolidation;
-        lesion_side.left += c.lesion_left;
-        lesion_side.right += c.lesion_right;
-        let (lp, lesp) = (c.lung, c.lesion());
-        slice_reports.push(SliceReport {
-            z: s.z,
-            position_mm: vol.spacing_known.then(|| vol.slice_position_mm(s.z)),
-            p_covid: s.p_covid,
-            lung: c.has_lung(n2),
-            lesion_ml: voxel_ml.map(|v| lesp as f64 * v),
-            lesion_px: lesp,
-            lung_px: lp,
-            recon_mse: s.recon_mse,
-            ood: s.ood,
-        });
-    }
-    lesion.total = lesion.ggo + lesion.consolidation;
+    let (
+        slice_reports,
+        Totals {
+            lung_px,
+            lesion,
+            lesion_side,
+        },
+    ) = sum_slices(vol, lung, slices);
     let pct = |num: usize, den: usize| (den > 0).then(|| 100.0 * num as f64 / den as f64);
     let involvement = Involvement {
         left: pct(lesion_side.left, lung_px.left),
@@ -314,20 +238,20 @@ pub fn build(
         warnings.push(LUNG_BASES_WARNING.into());
     }
     let ps: Vec<f64> = basis.iter().map(|s| s.p_covid as f64).collect();
-    let p_covid = lung_found.then(|| PATIENT_RULE.apply(&ps));
-    let ood_slices: Vec<usize> = slice_reports
-        .iter()
-        .filter(|s| s.ood == Some(true))
-        .map(|s| s.z)
-        .collect();
-    let basis_ood = basis.iter().filter(|s| s.ood == Some(true)).count();
-    // Without lung, the flag is judged on every analysed slice.
-    let ood = if lung_found {
-        basis_ood * 2 > basis.len()
-    } else {
-        let n = slice_reports.iter().filter(|s| s.ood == Some(true)).count();
-        n * 2 > slice_reports.len()
-    };
+    let p_covid_classifier = lung_found.then(|| PATIENT_RULE.apply(&ps));
+    let one_slice = vol.dims[2] == 1;
+    let complete = one_slice || !lung_cut_by_scan_end(&lung_px_per_slice(vol, lung));
+    let call = call::decide(
+        pattern::features(vol, lung, slices),
+        lung_found,
+        complete,
+        involvement.total,
+        one_slice,
+    );
+    if call.state == CallState::IncompleteLung {
+        warnings.push(INCOMPLETE_LUNG_WARNING.into());
+    }
+    let (ood_slices, ood) = ood_flags(&slice_reports, &basis);
     if slices.len() < vol.dims[2] {
         warnings.push(format!(
             "only {} of {} slices were analysed",
@@ -355,9 +279,12 @@ pub fn build(
         kind: vol.kind,
         dims: vol.dims,
         spacing_mm: vol.spacing_known.then_some(vol.spacing_mm),
-        p_covid,
+        p_covid: call.p_covid,
+        call,
+        p_covid_classifier,
+        p_covid_classifier_rule: PATIENT_RULE.describe(),
         lung_found,
-        p_covid_rule: PATIENT_RULE.describe(),
+        p_covid_rule: crate::call::RULE,
         slices: slice_reports,
         lung_ml: voxel_ml.map(|v| Sides {
             left: lung_px.left as f64 * v,
@@ -380,8 +307,90 @@ pub fn build(
         lung_mask_method: lung.method,
         lung_mask_approximate: lung.approximate,
         warnings,
+        skipped_files: vol.meta.skipped_files.clone(),
         disclaimer: DISCLAIMER,
     }
+}
+
+/// Lung and lesion pixels summed over the analysed slices.
+struct Totals {
+    lung_px: Sides<usize>,
+    lesion: Lesions<usize>,
+    lesion_side: Sides<usize>,
+}
+
+/// Each analysed slice's report line, and the lung and lesion pixels summed over them (the
+/// slice's own counts when the browser already made them, else the lesion rule applied here).
+fn sum_slices(
+    vol: &CtVolume,
+    lung: &LungMask,
+    slices: &[SliceResult],
+) -> (Vec<SliceReport>, Totals) {
+    let n2 = vol.slice_len();
+    let voxel_ml = vol.voxel_ml();
+    let mut lung_px = Sides { left: 0, right: 0 };
+    let mut lesion = Lesions {
+        ggo: 0usize,
+        consolidation: 0,
+        total: 0,
+    };
+    let mut lesion_side = Sides {
+        left: 0usize,
+        right: 0,
+    };
+    let mut slice_reports = Vec::with_capacity(slices.len());
+    for s in slices {
+        let c = s.counts.unwrap_or_else(|| {
+            let (lung_slice, classes) = slice_in_lung(vol, lung, s);
+            SliceCounts::of(&lung_slice, &classes)
+        });
+        lung_px.left += c.lung_left;
+        lung_px.right += c.lung_right;
+        lesion.ggo += c.ggo;
+        lesion.consolidation += c.consolidation;
+        lesion_side.left += c.lesion_left;
+        lesion_side.right += c.lesion_right;
+        let (lp, lesp) = (c.lung, c.lesion());
+        slice_reports.push(SliceReport {
+            z: s.z,
+            position_mm: vol.spacing_known.then(|| vol.slice_position_mm(s.z)),
+            p_covid: s.p_covid,
+            lung: c.has_lung(n2),
+            lesion_ml: voxel_ml.map(|v| lesp as f64 * v),
+            lesion_px: lesp,
+            lung_px: lp,
+            recon_mse: s.recon_mse,
+            ood: s.ood,
+        });
+    }
+    lesion.total = lesion.ggo + lesion.consolidation;
+    (
+        slice_reports,
+        Totals {
+            lung_px,
+            lesion,
+            lesion_side,
+        },
+    )
+}
+
+/// The slices flagged out of distribution, and the volume's flag: most slices with lung, or,
+/// without lung, most analysed slices.
+fn ood_flags(slice_reports: &[SliceReport], basis: &[&SliceReport]) -> (Vec<usize>, bool) {
+    let ood_slices: Vec<usize> = slice_reports
+        .iter()
+        .filter(|s| s.ood == Some(true))
+        .map(|s| s.z)
+        .collect();
+    let basis_ood = basis.iter().filter(|s| s.ood == Some(true)).count();
+    // Without lung, the flag is judged on every analysed slice.
+    let ood = if !basis.is_empty() {
+        basis_ood * 2 > basis.len()
+    } else {
+        let n = slice_reports.iter().filter(|s| s.ood == Some(true)).count();
+        n * 2 > slice_reports.len()
+    };
+    (ood_slices, ood)
 }
 
 /// Whether the lungs in the volume are only their bases: the lung is cut by the top of the
@@ -414,6 +423,7 @@ fn only_lung_bases(vol: &CtVolume, slices: &[SliceReport]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lung::{LEFT, RIGHT};
     use crate::volume::IntensityScale;
 
     fn volume(dims: [usize; 3], spacing: [f64; 3], x_sign: f64) -> CtVolume {
@@ -495,8 +505,8 @@ mod tests {
         assert!((r.involvement_pct.right.unwrap() - 30.0).abs() < 1e-9);
         assert!((r.involvement_pct.total.unwrap() - 15.0).abs() < 1e-9);
         assert_eq!(r.severity, "CT-1");
-        // Top quarter of [0, .25, .5, .75, 1] = the top 2: 0.875.
-        assert!((r.p_covid.unwrap() - 0.875).abs() < 1e-6);
+        // The classifier's score: top quarter of [0, .25, .5, .75, 1] = the top 2: 0.875.
+        assert!((r.p_covid_classifier.unwrap() - 0.875).abs() < 1e-6);
         assert!(r.lung_found && r.slices.iter().all(|s| s.lung));
         assert_eq!(r.ood_slices, vec![4]);
         assert!(!r.ood);

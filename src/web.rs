@@ -15,7 +15,8 @@ use crate::lung::{LungMask, lung_mask};
 use crate::model::MultiTaskModel;
 use crate::phantom::{SYNTHETIC_LABEL, chest_phantom};
 use crate::pipeline::{InputFrame, SliceInput, finish_slice, input_frame, prepare_slice};
-use crate::report::{ReportContext, SliceCounts, SliceResult};
+use crate::report::ReportContext;
+use crate::slices::{SliceCounts, SliceResult};
 use crate::volume::nii::write_labels_nii_gz;
 use crate::volume::{CtVolume, Limits, load_bytes};
 use crate::weights::{ShippedConfig, config_from_bytes, model_from_bytes};
@@ -343,7 +344,7 @@ impl Analyzer {
     /// The lesion label map of what has been analysed so far (inside the lungs).
     fn lesion_labels(&self) -> Result<(&Current, Vec<u8>), JsError> {
         let (cur, lung) = self.current_with_lung()?;
-        let labels = crate::pipeline::lesion_labels(&cur.volume, lung, &cur.results);
+        let labels = crate::slices::lesion_labels(&cur.volume, lung, &cur.results);
         Ok((cur, labels))
     }
 
@@ -411,7 +412,7 @@ impl Analyzer {
         for (pred, input) in preds.iter().zip(&inputs) {
             let mut result = finish_slice(pred, input, self.config.ood_threshold);
             let (cur, lung) = self.current_with_lung()?;
-            let (lung_slice, classes) = crate::pipeline::slice_in_lung(&cur.volume, lung, &result);
+            let (lung_slice, classes) = crate::slices::slice_in_lung(&cur.volume, lung, &result);
             // Counted once here, so every (provisional) report reads the counts instead of
             // applying the lesion rule to every slice again.
             let counts = SliceCounts::of(&lung_slice, &classes);

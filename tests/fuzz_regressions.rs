@@ -1,9 +1,18 @@
-//! Inputs the fuzzers (`fuzz/`) found trouble with, kept as regression tests: each must come
-//! back as an error, without a panic and without allocating gigabytes.
+//! Inputs the fuzzers (`fuzz/`, `scripts/fuzz.sh`) found trouble with, kept as regression tests:
+//! each must come back as an error, without a panic, and with a bounded peak allocation — what
+//! the readers hold at once, measured by the same allocator the CLI and the page run under.
 
 use std::path::{Path, PathBuf};
 
+use ctscreen::alloc_cap::{self, CappedAlloc};
 use ctscreen::volume::{Limits, dicom, load_bytes, nii};
+
+#[global_allocator]
+static ALLOC: CappedAlloc = CappedAlloc;
+
+/// The most any finding may make the readers hold at once. The inputs are ≤ 4 KB; before the
+/// budget, one of them made dicom-rs reserve 4 GB.
+const PEAK_BOUND: usize = 64 << 20;
 
 /// The inputs as the fuzz targets hand them over (see `fuzz/fuzz_targets/*.rs`); the error's
 /// text, or `None` when the input was accepted.
@@ -21,52 +30,57 @@ fn run_like_the_fuzzer(name: &str, data: &[u8]) -> Option<String> {
     r.err().map(|e| e.to_string())
 }
 
-#[test]
-fn fuzz_findings_are_clean_errors() {
+/// The regression inputs, by name (sorted).
+fn findings() -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let err = run_like_the_fuzzer(&name, &bytes);
-        assert!(err.is_some(), "{} should be refused", path.display());
-        // Inputs that once made a parser ask for gigabytes must be refused by the length
-        // checks that run before the parser, not by the parser after its allocation (which
-        // a malloc limit, not the resident size, would show).
-        //
-        // The NIfTI finding is a damaged gzip stream: flate2's miniz_oxide backend (the page,
-        // the CLI) decodes its header and the extension check refuses it; with the zlib-rs
-        // backend (which the `train` build gets through burn's PyTorch reader) zlib's stricter
-        // check stops the stream at byte 125, before any header is read. Both are early.
-        if name.contains("-oom-") {
-            let err = err.unwrap_or_default();
-            assert!(
-                ["declares", "not a multiple of", "invalid size"]
-                    .iter()
-                    .any(|k| err.contains(k))
-                    || (name.starts_with("nifti-") && err.contains("not a valid gzip stream")),
-                "{name}: refused too late: {err}"
-            );
-        }
-        n += 1;
-    }
-    assert!(n > 0, "no regression inputs found in {}", dir.display());
-    // A refusal that comes after the parser reserved gigabytes is no refusal: the worker in the
-    // browser would be dead by then. The peak resident size of this test process says whether
-    // any input got that far (before the length check, one file took it past 4 GB).
-    if let Some(peak_kb) = peak_rss_kb() {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no regression inputs in {}", dir.display());
+    out
+}
+
+#[test]
+fn fuzz_findings_are_clean_errors_with_bounded_peak_allocation() {
+    for (name, bytes) in findings() {
+        let (err, usage) = alloc_cap::measure(|| run_like_the_fuzzer(&name, &bytes));
         assert!(
-            peak_kb < 512 * 1024,
-            "peak RSS {} MB while refusing the fuzz findings",
-            peak_kb / 1024
+            alloc_cap::installed(),
+            "the budget allocator is not installed"
+        );
+        assert!(err.is_some(), "{name} should be refused");
+        assert!(
+            usage.peak_bytes < PEAK_BOUND,
+            "{name}: peak allocation {} MB while refusing it ({})",
+            usage.peak_bytes >> 20,
+            err.unwrap_or_default()
         );
     }
 }
 
-/// Peak resident set size of this process (Linux `VmHWM`), kB.
-fn peak_rss_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// The budget itself: a reservation past it fails as an error (what dicom-rs's fallible
+/// reservations then report), while one within it succeeds.
+#[test]
+fn the_budget_refuses_a_forged_reservation() {
+    let (r, usage) = alloc_cap::with_budget(1 << 20, || {
+        let mut v: Vec<u8> = Vec::new();
+        v.try_reserve_exact(4 << 30).map(|_| v.len())
+    });
+    assert!(
+        r.is_err(),
+        "a 4 GB reservation under a 1 MB budget must fail"
+    );
+    assert_eq!(usage.refused, 1);
+    let (r, usage) = alloc_cap::with_budget(1 << 20, || {
+        let mut v: Vec<u8> = Vec::new();
+        v.try_reserve_exact(1000).map(|_| v.capacity())
+    });
+    assert!(r.is_ok_and(|c| c >= 1000));
+    assert!(usage.peak_bytes >= 1000 && usage.refused == 0);
 }

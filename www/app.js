@@ -29,7 +29,7 @@ export function startApp(doc) {
   const $ = (id) => doc.getElementById(id);
   const ui = Object.fromEntries([
     "file", "folder", "drop", "demo", "status", "error", "viewer", "results", "slice", "recon",
-    "overlay", "opacity", "pcovid", "pbar", "pnote", "numbers", "ood", "meta", "warnings",
+    "overlay", "opacity", "call", "pcovid", "pbar", "pnote", "pattern", "numbers", "ood", "meta", "warnings",
     "slice-info", "slice-result", "slice-figure", "strip", "wl-lung", "wl-med", "wl-text",
     "progress", "progress-wrap", "progress-text", "cancel", "synthetic", "dl-mask", "dl-png",
     "dl-json", "print", "dl-seg", "lung-outline", "nolung", "provisional",
@@ -138,9 +138,10 @@ export function startApp(doc) {
       doc.defaultView.ctscreenTimings = {
         sliceMs: vol.sliceMs || [], totalMs: msg.ms, reportMs: msg.reportMs, loadMs: vol.load_ms, backend: msg.backend,
         workers: msg.workers, ownerMs: msg.ownerMs, firstProvisionalMs: vol.firstProvisionalMs ?? null, finalMs: performance.now() - vol.t0,
-        summary: { p_covid: vol.report.p_covid, involvement_pct: vol.report.involvement_pct, severity: vol.report.severity, lesion_ml: vol.report.lesion_ml?.total },
+        summary: { call: vol.report.call.state, p_covid: vol.report.p_covid, involvement_pct: vol.report.involvement_pct, severity: vol.report.severity, lesion_ml: vol.report.lesion_ml?.total },
       };
       if (msg.workers !== undefined) doc.body.dataset.workersAfterRun = String(msg.workers);
+      if (msg.memBytes != null) doc.body.dataset.wasmMem = String(msg.memBytes);
       doc.body.dataset.analyses = String(Number(doc.body.dataset.analyses || 0) + 1);
     } else if (msg.type === "mask") {
       if (msg.format === "seg") download(doc, new Blob([msg.bytes], { type: "application/dicom" }), `${baseName()}-lesions-seg.dcm`);
@@ -220,9 +221,11 @@ export function startApp(doc) {
       ui.nolung.textContent = r.lung_mask_approximate
         ? "No lung was found in this 8-bit image (the lung mask is approximate without Hounsfield units): either it is not a chest slice, or its window or crop hides the lungs. There is no COVID-19 estimate, no severity and no lung or lesion figures."
         : "No lung was found in this scan: it looks like an abdominal or other non-chest scan, so there is no COVID-19 estimate, no severity and no lung or lesion figures. Results are not meaningful for this input.";
+      ui.call.textContent = r.call.summary;
       ui.pcovid.textContent = "none (no lung)";
       ui.pbar.style.width = "0%";
       ui.pnote.textContent = "";
+      ui.pattern.replaceChildren();
       ui.numbers.textContent = `Severity ${r.severity}.`;
     } else {
       renderEstimate(r);
@@ -232,24 +235,40 @@ export function startApp(doc) {
       ? `Warning: ${r.ood_message}.`
       : `${r.ood_slices.length} slice(s) look unlike the training data (out of distribution); results there may be unreliable.`;
     ui.warnings.replaceChildren(...r.warnings.map((w) => { const li = doc.createElement("li"); li.textContent = w; return li; }));
+    doc.body.dataset.skipped = String(r.skipped_files.length);
     ui.meta.textContent = `${r.input} · ${r.dims.join("×")} · model ${r.model} · ${r.backend} · ${vol.ms.toFixed(0)} ms · ${r.disclaimer}`;
     doc.body.dataset.severity = r.severity;
   }
 
-  /** The estimate, severity and volumes of a report that found lung. */
+  /** The call (state, p and the features behind it), severity and volumes of a report that found lung. */
   function renderEstimate(r) {
+    const c = r.call;
     const p = r.p_covid;
-    ui.pcovid.textContent = Number.isFinite(p) ? p.toFixed(2) : "n/a";
+    const f2 = (v) => (v == null ? "n/a" : v.toFixed(2));
+    ui.call.textContent = c.summary;
+    doc.body.dataset.call = c.state;
+    ui.pcovid.textContent = Number.isFinite(p) ? p.toFixed(2) : "none (no call)";
     ui.pbar.style.width = `${(100 * (p || 0)).toFixed(1)}%`;
-    const extensive = (r.involvement_pct.total ?? 0) >= 25;
-    ui.pnote.textContent = (p >= 0.3 && p <= 0.7
-      ? "The model is uncertain about this scan."
-      : p > 0.7 ? "The model finds COVID-19-like patterns; this is not a diagnosis."
-        : "The model finds few COVID-19-like patterns; this does not rule COVID-19 out.")
-      // The two heads are trained separately and can disagree; say so rather than pick one.
-      + (extensive && p < 0.5 ? " Note: the segmentation outlines lesions in a large share of the lung although the classifier's score is low — the two disagree; read the scan." : "")
-      // Measured (model card, eval --real): on scanner CT the classifier misses most COVID-19 scans.
-      + (r.kind !== "image" ? " On scanner CT this probability is not validated (the classifier learnt from image crops of papers; most COVID-19 scans tested scored below 0.5): rely on the outlined lesions and read the scan." : "");
+    ui.pnote.textContent = p == null
+      ? "No patient-level call: the figures below cover only what is in the scan."
+      : `p(pneumonia) ${f2(c.p_pneumonia)} × p(COVID-19 | pneumonia, pattern) ${f2(c.p_covid_given_pneumonia)}. `
+        + (p >= 0.3 && p <= 0.7 ? "The call is uncertain. " : "")
+        + "A model estimate from the outlined lesions, not a diagnosis: read the scan."
+        + ` (Slice classifier, not validated on scanner CT and no part of the call: ${f2(r.p_covid_classifier)}.)`;
+    const f = c.features;
+    const pct = (v) => (v == null ? "n/a" : `${(100 * v).toFixed(0)} %`);
+    const yes = (v) => (v == null ? "n/a" : v ? "yes" : "no");
+    const used = (name) => c.evidence.find((e) => e.feature === name);
+    const lr = (name) => { const e = used(name); return e ? ` (×${e.likelihood_ratio.toFixed(2)})` : ""; };
+    const items = [
+      `Infected lung slices: ${f.infected_slices} of ${f.lung_slices}`,
+      `Both lungs: ${yes(f.bilateral)}${lr("bilateral")}`,
+      `Lesion in the outer third of the lung: ${pct(f.peripheral_share)}${lr("peripheral")}`,
+      `Ground glass: ${pct(f.ggo_share)}${lr("ground-glass predominant")}`,
+      `Lung zones involved: ${f.zones_involved == null ? "n/a (one slice)" : `${f.zones_involved} of 6`}${lr("many zones")}`,
+      `Separate foci: ${f.foci ?? "n/a"}`,
+    ];
+    ui.pattern.replaceChildren(...items.map((t) => { const li = doc.createElement("li"); li.textContent = t; return li; }));
     const pct = (v) => (v == null ? "n/a" : `${v.toFixed(1)} %`);
     const inv = r.involvement_pct;
     const amounts = r.lung_ml
@@ -263,7 +282,7 @@ export function startApp(doc) {
     ui.error.hidden = true;
     const files = [];
     for (const f of fileList) {
-      if (/^\./.test(f.name) || /\.(txt|md|json)$/i.test(f.name) && fileList.length > 1) continue;
+      if (/^\./.test(f.name)) continue; // hidden files (.DS_Store, ._*); everything else is read, and what is not an image is listed as skipped
       files.push({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) });
     }
     if (!files.length) { showError("No files to read."); return; }

@@ -21,6 +21,7 @@ let runId = 0; // bumped by every new load or cancel; a running loop stops when 
 let loadId = 0; // the run of the volume loaded last
 let pool = null; // the CPU pool once started (null: not started or not possible)
 let poolStart = null;
+let wasm = null; // the wasm module's exports once loaded
 
 async function fetchBytes(path) {
   const res = await fetch(path);
@@ -34,7 +35,7 @@ const optionsReady = new Promise((r) => { optionsReceived = r; });
 async function load() {
   await optionsReady;
   postMessage({ type: "status", text: "Loading the analysis engine…" });
-  const wasm = await init();
+  wasm = await init();
   postMessage({ type: "status", text: "Loading the model weights…" });
   // Only the shipped models: the default (v2) and v1 for comparisons.
   const dir = `models/${options.model === "ctscreen-v1" ? "ctscreen-v1" : "ctscreen-v2"}`;
@@ -177,6 +178,8 @@ async function analyseAll(view, id, batchParam) {
   const report = analyzer.report(); // includes the lung mask, computed here on first use
   const reportMs = performance.now() - tReport;
   postMessage({ type: "report", report, cancelled, done: progress.done, total: nz, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0,
+    // This worker's wasm memory (it never shrinks): the browser tests bound what a damaged file may add.
+    memBytes: wasm?.memory?.buffer?.byteLength ?? null,
     ownerMs: { prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });
 }
 

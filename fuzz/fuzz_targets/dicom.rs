@@ -3,11 +3,17 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
+// The readers' allocation budget holds only under this allocator (as in the CLI and the page).
+#[global_allocator]
+static ALLOC: ctscreen::alloc_cap::CappedAlloc = ctscreen::alloc_cap::CappedAlloc;
+
 use ctscreen::volume::{Limits, dicom};
 
 fuzz_target!(|data: &[u8]| {
     // A small budget keeps forged sizes from exhausting the fuzzer's memory: the refusal path
     // is what is exercised.
-    let limits = Limits { max_voxels: 1 << 22 };
+    let limits = Limits {
+        max_voxels: 1 << 22,
+    };
     let _ = dicom::from_files(dicom::fuzz_input_as_files(data), &limits);
 });

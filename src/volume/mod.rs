@@ -12,6 +12,7 @@
 //! is kept ([`AxisMap`]) so masks can be written back on the input's own grid.
 
 pub mod dicom;
+pub mod grey;
 pub mod nii;
 pub mod raster;
 
@@ -54,6 +55,34 @@ pub struct SeriesSummary {
     pub description: Option<String>,
 }
 
+/// A file of the input that was not used, and why (damaged, not an image, not part of the
+/// series): listed in the report, never silently dropped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkippedFile {
+    pub file: String,
+    /// The error's kind (`dicom`, `unknown_format`, …).
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+impl SkippedFile {
+    pub fn from_error(name: &Path, e: &Error) -> Self {
+        let file = name.display().to_string();
+        let text = e.to_string();
+        // The error names the file first; the reason is what follows.
+        let reason = text
+            .strip_prefix(&format!("{file}: "))
+            .or_else(|| text.split_once(": ").map(|(_, r)| r))
+            .unwrap_or(&text)
+            .to_string();
+        Self {
+            file,
+            kind: e.kind(),
+            reason,
+        }
+    }
+}
+
 /// The metadata a viewer shows, plus where the volume came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct VolumeMeta {
@@ -80,6 +109,8 @@ pub struct VolumeMeta {
     /// VR, value).
     #[serde(skip)]
     pub patient_study: Vec<(u16, u16, String, String)>,
+    /// Files given with the input that were not used (damaged, not images), with the reason.
+    pub skipped_files: Vec<SkippedFile>,
 }
 
 /// How the canonical voxel axes relate to the input's: canonical axis `a` is input axis
@@ -205,6 +236,7 @@ pub struct VolumeInfo {
     pub other_series: Vec<SeriesSummary>,
     pub value_range: [f32; 2],
     pub warnings: Vec<String>,
+    pub skipped_files: Vec<SkippedFile>,
 }
 
 /// Limits a reader must respect.
@@ -345,6 +377,7 @@ impl CtVolume {
             other_series: self.meta.other_series.clone(),
             value_range: [lo, hi],
             warnings: self.meta.warnings.clone(),
+            skipped_files: self.meta.skipped_files.clone(),
         }
     }
 
@@ -484,13 +517,50 @@ pub fn load_bytes(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
     if files.is_empty() {
         return Err(Error::NoSlices("no files were given".into()));
     }
-    let mut formats = Vec::with_capacity(files.len());
-    for (name, bytes) in &files {
-        formats.push(sniff(name, bytes)?);
+    if files.len() == 1 {
+        sniff(&files[0].0, &files[0].1)?;
     }
+    // Several files (a folder as PACS and CDs export it): what is not an image — text, tables,
+    // PDFs, a DICOMDIR — is skipped and listed, and the images are read.
+    let mut kept = Vec::with_capacity(files.len());
+    let mut formats = Vec::with_capacity(files.len());
+    let mut skipped = Vec::new();
+    for (name, bytes) in files {
+        match sniff(&name, &bytes) {
+            Ok(f) => {
+                formats.push(f);
+                kept.push((name, bytes));
+            }
+            Err(e) => skipped.push(SkippedFile::from_error(&name, &e)),
+        }
+    }
+    let files = kept;
     let n_dicom = formats.iter().filter(|f| **f == Format::Dicom).count();
+    if n_dicom > 0 && n_dicom < files.len() {
+        // A DICOM series with a NIfTI or picture beside it: the series is the scan.
+        let mut dicoms = Vec::with_capacity(n_dicom);
+        for ((name, bytes), f) in files.into_iter().zip(&formats) {
+            if *f == Format::Dicom {
+                dicoms.push((name, bytes));
+            } else {
+                skipped.push(SkippedFile {
+                    file: name.display().to_string(),
+                    kind: "not_in_series",
+                    reason: "a NIfTI or picture beside a DICOM series (the series was read)".into(),
+                });
+            }
+        }
+        return with_skipped(dicom::from_files(dicoms, limits), skipped);
+    }
+    if files.is_empty() {
+        return Err(Error::NoSlices(format!(
+            "none of the {} files is a DICOM, NIfTI, PNG or JPEG image ({})",
+            skipped.len(),
+            skipped_kinds(&skipped)
+        )));
+    }
     if n_dicom == files.len() {
-        return dicom::from_files(files, limits);
+        return with_skipped(dicom::from_files(files, limits), skipped);
     }
     if files.len() > 1 {
         return Err(Error::InvalidArgument(format!(
@@ -502,11 +572,69 @@ pub fn load_bytes(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
     let Some((name, bytes)) = files.into_iter().next() else {
         return Err(Error::NoSlices("no files were given".into()));
     };
-    match formats[0] {
+    let vol = match formats[0] {
         Format::Nifti => nii::from_bytes(&name, &bytes, limits),
         Format::Image => raster::from_bytes(&name, &bytes),
         Format::Dicom => dicom::from_files(vec![(name, bytes)], limits),
+    };
+    with_skipped(vol, skipped)
+}
+
+/// Add the files skipped before reading to the volume's list, with one line saying how many and
+/// of which kinds.
+fn with_skipped(vol: Result<CtVolume>, skipped: Vec<SkippedFile>) -> Result<CtVolume> {
+    let mut vol = vol?;
+    if !skipped.is_empty() {
+        vol.meta.warnings.push(format!(
+            "{} file(s) that are not images were skipped: {}",
+            skipped.len(),
+            skipped_kinds(&skipped)
+        ));
+        let mut all = skipped;
+        all.append(&mut vol.meta.skipped_files);
+        vol.meta.skipped_files = all;
     }
+    Ok(vol)
+}
+
+/// "3 text (labels.tsv, README, …), 1 other" for a list of skipped files.
+fn skipped_kinds(skipped: &[SkippedFile]) -> String {
+    let kind = |s: &SkippedFile| {
+        if s.reason.contains("looks like a text file") {
+            "text"
+        } else if s.kind == "empty_file" {
+            "empty"
+        } else if s.kind == "not_in_series" {
+            "not in the series"
+        } else {
+            "other"
+        }
+    };
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for s in skipped {
+        let k = kind(s);
+        let name = Path::new(&s.file)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(&s.file);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((k, vec![name])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(k, names)| {
+            let shown: Vec<&str> = names.iter().take(3).copied().collect();
+            format!(
+                "{} {k} ({}{})",
+                names.len(),
+                shown.join(", "),
+                if names.len() > 3 { ", …" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Load paths: files, or directories (walked recursively, hidden files skipped).
@@ -545,11 +673,8 @@ fn collect_files(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with('.'));
-            let is_doc = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "txt" | "md" | "json"));
-            if !hidden && !is_doc {
+            // Everything else is read: what is not an image is then skipped and listed.
+            if !hidden {
                 collect_files(&path, out)?;
             }
         }

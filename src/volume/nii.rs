@@ -15,6 +15,7 @@ use flate2::read::GzDecoder;
 use nifti::{InMemNiftiObject, NiftiHeader, NiftiObject, NiftiType};
 
 use super::{Affine, AxisMap, CtVolume, InputKind, IntensityScale, Limits, VolumeMeta};
+use crate::alloc_cap::{reader_budget, with_budget};
 use crate::error::{Error, Result};
 
 /// True when the bytes start with a NIfTI-1 or NIfTI-2 header (either byte order).
@@ -42,8 +43,86 @@ fn nifti_err(name: &Path, reason: impl std::fmt::Display) -> Error {
 /// Read a NIfTI volume from `.nii` or `.nii.gz` bytes.
 pub fn from_bytes(name: &Path, bytes: &[u8], limits: &Limits) -> Result<CtVolume> {
     let gz = bytes.starts_with(&[0x1F, 0x8B]);
-    // The header first (decompressing only its bytes), so that a forged size is refused before
-    // the rest is inflated.
+    let Declared {
+        header,
+        dims,
+        extra,
+        datatype,
+    } = read_declared(name, bytes, gz)?;
+    // Budget on everything the file declares (all volumes of a 4-D file are read).
+    let total = dims[0]
+        .saturating_mul(dims[1])
+        .saturating_mul(dims[2])
+        .saturating_mul(extra);
+    if total > limits.max_voxels {
+        return Err(Error::TooLarge {
+            path: name.to_path_buf(),
+            voxels: total,
+            budget: limits.max_voxels,
+        });
+    }
+    let mut out = limits.reserve(name, dims)?;
+    let n = (dims[0] * dims[1] * dims[2]) as usize;
+    let header = read_voxels(name, bytes, gz, &header, (total, n), datatype, &mut out)?;
+
+    let mut warnings = Vec::new();
+    if extra > 1 {
+        warnings.push(format!(
+            "4-D NIfTI: only the first of {extra} volumes is used"
+        ));
+    }
+    let (spacing, affine) = spacing_and_affine(&header, &mut warnings);
+    let (lo, _) = out
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+            (l.min(v), h.max(v))
+        });
+    if lo > -500.0 {
+        warnings.push(
+            "values never go below −500: this may not be a CT in Hounsfield units (a label \
+             map or an MR?)"
+                .into(),
+        );
+    }
+    let dims = [dims[0] as usize, dims[1] as usize, dims[2] as usize];
+    let descrip = String::from_utf8_lossy(&header.descrip)
+        .trim_end_matches('\0')
+        .trim()
+        .to_string();
+    Ok(CtVolume {
+        voxels: out,
+        dims,
+        spacing_mm: spacing,
+        spacing_known: true,
+        affine,
+        axis_map: AxisMap::identity(dims),
+        input_affine: affine,
+        scale: IntensityScale::Hounsfield,
+        kind: InputKind::Nifti,
+        meta: VolumeMeta {
+            n_files: 1,
+            series_description: (!descrip.is_empty()).then_some(descrip),
+            warnings,
+            ..Default::default()
+        },
+    }
+    .canonicalise())
+}
+
+/// What a header declares, checked before anything else is decompressed or allocated.
+struct Declared {
+    header: NiftiHeader,
+    /// x, y, z sizes.
+    dims: [u64; 3],
+    /// Product of the sizes past z (volumes of a 4-D file).
+    extra: u64,
+    datatype: NiftiType,
+}
+
+/// The header alone (decompressing only its bytes, so that a forged size is refused before the
+/// rest is inflated), checked: NIfTI magic, not a .hdr/.img pair, 1–7 dimensions, a CT
+/// intensity type.
+fn read_declared(name: &Path, bytes: &[u8], gz: bool) -> Result<Declared> {
     let mut head = Vec::with_capacity(544);
     if gz {
         GzDecoder::new(bytes)
@@ -97,20 +176,25 @@ pub fn from_bytes(name: &Path, bytes: &[u8], limits: &Limits) -> Result<CtVolume
             format!("data type {datatype:?} is not a CT intensity type"),
         ));
     }
-    // Budget on everything the file declares (all volumes of a 4-D file are read).
-    let total = dims[0]
-        .saturating_mul(dims[1])
-        .saturating_mul(dims[2])
-        .saturating_mul(extra);
-    if total > limits.max_voxels {
-        return Err(Error::TooLarge {
-            path: name.to_path_buf(),
-            voxels: total,
-            budget: limits.max_voxels,
-        });
-    }
-    let mut out = limits.reserve(name, dims)?;
+    Ok(Declared {
+        header,
+        dims,
+        extra,
+        datatype,
+    })
+}
 
+/// The first `n` voxels (of `total` declared) into `out` (reserved for them), rescaled by
+/// `scl_slope`/`scl_inter`, non-finite values as 0. Returns the header nifti-rs read.
+fn read_voxels(
+    name: &Path,
+    bytes: &[u8],
+    gz: bool,
+    header: &NiftiHeader,
+    (total, n): (u64, usize),
+    datatype: NiftiType,
+    out: &mut Vec<f32>,
+) -> Result<NiftiHeader> {
     // A forged offset would otherwise size the buffer below (found by fuzzing).
     if !(header.vox_offset.is_finite() && (0.0..=(1u64 << 30) as f32).contains(&header.vox_offset))
     {
@@ -121,43 +205,44 @@ pub fn from_bytes(name: &Path, bytes: &[u8], limits: &Limits) -> Result<CtVolume
     }
     let needed = (header.vox_offset.max(352.0) as u64)
         .saturating_add(total.saturating_mul(datatype.size_of() as u64));
-    let obj = if gz {
-        let mut inflated = Vec::new();
-        // Deflate expands at most about 1032:1, so a short stream cannot need more than that.
-        let cap = needed.min((bytes.len() as u64).saturating_mul(1032));
-        inflated
-            .try_reserve_exact(cap as usize)
-            .map_err(|_| Error::OutOfMemory {
-                path: name.to_path_buf(),
-                bytes: needed,
-            })?;
-        GzDecoder::new(bytes)
-            .take(needed)
-            .read_to_end(&mut inflated)
-            .map_err(|e| nifti_err(name, format!("the gzip stream is damaged ({e})")))?;
-        read_object(name, &inflated, needed)?
-    } else {
-        read_object(name, bytes, needed)?
-    };
+    // The inflated stream and nifti-rs's copy are never larger than what the header declares.
+    let (obj, _) = with_budget(reader_budget(bytes.len(), needed as usize), || {
+        if gz {
+            let mut inflated = Vec::new();
+            // Deflate expands at most about 1032:1, so a short stream cannot need more than that.
+            let cap = needed.min((bytes.len() as u64).saturating_mul(1032));
+            inflated
+                .try_reserve_exact(cap as usize)
+                .map_err(|_| Error::OutOfMemory {
+                    path: name.to_path_buf(),
+                    bytes: needed,
+                })?;
+            GzDecoder::new(bytes)
+                .take(needed)
+                .read_to_end(&mut inflated)
+                .map_err(|e| nifti_err(name, format!("the gzip stream is damaged ({e})")))?;
+            read_object(name, &inflated, needed)
+        } else {
+            read_object(name, bytes, needed)
+        }
+    });
+    let obj = obj?;
     let header = obj.header().clone();
-    let n = (dims[0] * dims[1] * dims[2]) as usize;
     let (slope, inter) = (header.scl_slope, header.scl_inter);
     let rescale = slope.is_finite() && slope != 0.0 && (slope != 1.0 || inter != 0.0);
     let raw = obj.volume().raw_data();
     let le = header.endianness == nifti::Endianness::Little;
-    decode_voxels(raw, datatype, le, n, &mut out).map_err(|e| nifti_err(name, e))?;
-    for v in &mut out {
+    decode_voxels(raw, datatype, le, n, out).map_err(|e| nifti_err(name, e))?;
+    for v in out.iter_mut() {
         let x = if rescale { *v * slope + inter } else { *v };
         *v = if x.is_finite() { x } else { 0.0 };
     }
-    drop(obj);
+    Ok(header)
+}
 
-    let mut warnings = Vec::new();
-    if extra > 1 {
-        warnings.push(format!(
-            "4-D NIfTI: only the first of {extra} volumes is used"
-        ));
-    }
+/// Voxel spacing (mm, from pixdim and the unit code) and the LPS affine (sform, else qform,
+/// else the voxel sizes; NIfTI's RAS negated in x and y).
+fn spacing_and_affine(header: &NiftiHeader, warnings: &mut Vec<String>) -> ([f64; 3], Affine) {
     let unit = match header.xyzt_units & 0x07 {
         1 => 1000.0,
         3 => 0.001,
@@ -173,47 +258,12 @@ pub fn from_bytes(name: &Path, bytes: &[u8], limits: &Limits) -> Result<CtVolume
             1.0
         };
     }
-    let ras = ras_affine(&header, spacing, unit, &mut warnings);
+    let mut affine = ras_affine(header, spacing, unit, warnings);
     // RAS → LPS: negate the first two rows.
-    let mut affine = ras;
     for v in affine.iter_mut().take(2).flatten() {
         *v = -*v;
     }
-    let (lo, _) = out
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
-            (l.min(v), h.max(v))
-        });
-    if lo > -500.0 {
-        warnings.push(
-            "values never go below −500: this may not be a CT in Hounsfield units (a label \
-             map or an MR?)"
-                .into(),
-        );
-    }
-    let dims = [dims[0] as usize, dims[1] as usize, dims[2] as usize];
-    let descrip = String::from_utf8_lossy(&header.descrip)
-        .trim_end_matches('\0')
-        .trim()
-        .to_string();
-    Ok(CtVolume {
-        voxels: out,
-        dims,
-        spacing_mm: spacing,
-        spacing_known: true,
-        affine,
-        axis_map: AxisMap::identity(dims),
-        input_affine: affine,
-        scale: IntensityScale::Hounsfield,
-        kind: InputKind::Nifti,
-        meta: VolumeMeta {
-            n_files: 1,
-            series_description: (!descrip.is_empty()).then_some(descrip),
-            warnings,
-            ..Default::default()
-        },
-    }
-    .canonicalise())
+    (spacing, affine)
 }
 
 /// Append the first `n` voxels of `raw` (of `datatype`) to `out` as f32.

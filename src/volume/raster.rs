@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use super::grey::decode_grey;
 use super::{AxisMap, CtVolume, InputKind, IntensityScale, VolumeMeta};
 use crate::error::Result;
-use crate::preprocess::decode_grey;
 
 /// Decode an 8-bit image. Its pixels have no physical size, so `spacing_known` is false.
 pub fn from_bytes(name: &Path, bytes: &[u8]) -> Result<CtVolume> {

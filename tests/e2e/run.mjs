@@ -52,6 +52,8 @@ if (cli) {
   console.log("note: no native ctscreen binary found; the page-vs-CLI report check is skipped");
 }
 const maskPath = path.join(data, "medseg-covid/train/masks-binary/0.png");
+const lidcDir = path.join(data, "ct-files/lidc-minimal-header");
+const findingsDir = path.resolve(root, "../shared/fuzz-findings");
 /** Whether `buf` holds `uid` as a whole UID value (not the prefix of a longer one). */
 function hasUid(buf, uid) {
   for (let i = buf.indexOf(uid); i >= 0; i = buf.indexOf(uid, i + 1)) {
@@ -256,6 +258,28 @@ async function runMode(mode) {
   }
   check(`${mode}: demo runs and is labelled synthetic`, await page.isVisible("#synthetic"));
   await page.screenshot({ path: path.join(outDir, `${mode}-demo.png`), fullPage: true });
+
+  // Damaged files do not sink a series: the two LIDC slices, then the same two with the fuzz
+  // findings that once made the header parser reserve 1–4 GB. The slices are analysed, the
+  // findings listed as skipped, and the owning worker's wasm memory (which never shrinks) grows
+  // by at most 256 MB over what the two slices alone took.
+  const lidc = fs.readdirSync(lidcDir).filter((f) => f.endsWith(".dcm")).sort().map((f) => path.join(lidcDir, f));
+  const findings = fs.existsSync(findingsDir)
+    ? fs.readdirSync(findingsDir).filter((f) => f.endsWith(".dcm")).map((f) => path.join(findingsDir, f)) : [];
+  if (findings.length === 0 && process.env.CI === "true") check(`${mode}: ${findingsDir} has the fuzz findings`, false);
+  await page.setInputFiles("#file", lidc);
+  await page.waitForSelector(`body[data-analyses='${++analyses}']`, { timeout: 300000 });
+  const memClean = Number(await page.evaluate(() => document.body.dataset.wasmMem || 0));
+  await page.setInputFiles("#file", [...lidc, ...findings]);
+  await page.waitForSelector(`body[data-analyses='${++analyses}']`, { timeout: 300000 });
+  const memDamaged = Number(await page.evaluate(() => document.body.dataset.wasmMem || 0));
+  const shownSkipped = Number(await page.evaluate(() => document.body.dataset.skipped || 0));
+  const warningsText = await page.textContent("#warnings");
+  await page.screenshot({ path: path.join(outDir, `${mode}-damaged-series.png`), fullPage: true });
+  check(`${mode}: a series with ${findings.length} damaged files analyses its 2 slices and names the skipped files (${shownSkipped} skipped; wasm memory ${(memClean / 2 ** 20).toFixed(0)} → ${(memDamaged / 2 ** 20).toFixed(0)} MB)`,
+    (await page.evaluate(() => document.body.dataset.slices)) === "2" && await page.isHidden("#error")
+    && shownSkipped === findings.length && findings.every((f) => warningsText.includes(path.basename(f)))
+    && memClean > 0 && memDamaged - memClean <= 256 * 2 ** 20);
 
   // b. Privacy: only same-origin GETs of static assets, none after analysis started.
   const foreign = requests.filter((r) => !r.url.startsWith(origin) && !r.url.startsWith("blob:") && !r.url.startsWith("data:"));

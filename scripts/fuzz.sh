@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Fuzz every reader as the anchors do: a memory limit low enough that an input which makes a
+# reader *ask* for gigabytes is reported (not only one that panics), and a seed corpus of real
+# files. Findings land in fuzz/artifacts/<target>/; each belongs in tests/fuzz-regressions/.
+#
+#   bash scripts/fuzz.sh [RUNS] [TARGETS...]     (default: 1000000 runs, every target)
+#
+# Seeds: the first 64 KB of every file under ../shared/data/ct-files (DICOM series, NIfTI,
+# TotalSegmentator slices without a .dcm suffix), the regression inputs, and the synthetic seeds
+# of `cargo run --example fuzz_seeds`. Needs the nightly toolchain and cargo-fuzz (installed here
+# if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${1:-1000000}"
+shift || true
+TARGETS=("${@:-dicom nifti image}")
+DATA="${DATA:-../shared/data}"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+SEEDS=fuzz/seeds
+rm -rf "$SEEDS" && mkdir -p "$SEEDS"
+# Real files, cut to 64 KB (the header and the first pixels: where the parsers decide).
+find "$DATA/ct-files" -type f ! -name '*.txt' ! -name '*.tsv' -print0 |
+  while IFS= read -r -d '' f; do
+    head -c 65536 "$f" >"$SEEDS/$(echo "$f" | sha1sum | cut -c1-16)"
+  done
+cp tests/fuzz-regressions/* "$SEEDS/" 2>/dev/null || true
+[ -d ../shared/fuzz-findings ] && cp ../shared/fuzz-findings/*.dcm "$SEEDS/" 2>/dev/null || true
+cargo run --quiet --example fuzz_seeds -- "$SEEDS" >/dev/null
+echo "seeds: $(ls "$SEEDS" | wc -l) files"
+for t in ${TARGETS[@]}; do
+  mkdir -p "fuzz/corpus/$t"
+  echo "== $t: $RUNS runs"
+  (cd fuzz && cargo +nightly fuzz run -O "$t" "corpus/$t" "../$SEEDS" -- \
+      -runs="$RUNS" -malloc_limit_mb=256 -rss_limit_mb=1024 -timeout=1 -max_len=65536 \
+      -print_final_stats=1 2>&1 | tail -n 25)
+done
