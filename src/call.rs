@@ -28,6 +28,9 @@ pub const PNEUMONIA_SLOPE: f64 = 2.5;
 pub const MIN_INFECTED_SLICE_SHARE: f64 = 0.03;
 /// Lesions in the outer third of the lung at or above this share: a peripheral predominance.
 pub const PERIPHERAL_PREDOMINANT: f64 = 2.0 / 3.0;
+/// Above this lesion share of the lung (%), the distribution is diffuse: a peripheral or central
+/// predominance cannot be told (Bai et al. grade "diffuse" apart), so that feature is not used.
+pub const DIFFUSE_PCT: f64 = 30.0;
 /// Ground glass at or above this share of the lesion volume: ground-glass predominant.
 pub const GGO_PREDOMINANT: f64 = 0.5;
 /// Zones involved (of six) for "many lobes" (the published figure is ≥ 4 of 5 lobes).
@@ -132,7 +135,8 @@ pub struct EvidenceUsed {
 /// The rule in words (report and page help).
 pub const RULE: &str = "stage 1, pneumonia: from the lesion share of the lung (even odds at \
      1 %) and more than 3 % of the lung slices infected; stage 2, COVID-19 against another \
-     cause: the pattern's features (bilateral, peripheral, ground-glass, ≥ 4 of 6 lung zones), \
+     cause: the pattern's features (bilateral, peripheral unless diffuse over 30 % of the lung, \
+     ground-glass, ≥ 4 of 6 lung zones), \
      each moving even odds by the likelihood ratio published for COVID-19 against other \
      pneumonia; p(COVID-19) is the product of the two. The slice classifier takes no part.";
 
@@ -152,8 +156,12 @@ pub fn p_pneumonia(involvement_pct: f64, infected_slice_share: f64, one_slice: b
     }
 }
 
-/// Stage 2: p(COVID-19 | pneumonia) from the pattern, and the evidence used.
-pub fn p_covid_given_pneumonia(f: &PatternFeatures) -> (f64, Vec<EvidenceUsed>) {
+/// Stage 2: p(COVID-19 | pneumonia) from the pattern, and the evidence used. `involvement_pct`:
+/// the lesion share of the lung (diffuse disease has no peripheral predominance to judge).
+pub fn p_covid_given_pneumonia(
+    f: &PatternFeatures,
+    involvement_pct: f64,
+) -> (f64, Vec<EvidenceUsed>) {
     let mut log_odds = 0.0f64;
     let mut used = Vec::new();
     let mut apply = |e: &Evidence, present: Option<bool>| {
@@ -173,7 +181,9 @@ pub fn p_covid_given_pneumonia(f: &PatternFeatures) -> (f64, Vec<EvidenceUsed>) 
     apply(&BILATERAL, f.bilateral);
     apply(
         &PERIPHERAL,
-        f.peripheral_share.map(|s| s >= PERIPHERAL_PREDOMINANT),
+        f.peripheral_share
+            .filter(|_| involvement_pct <= DIFFUSE_PCT)
+            .map(|s| s >= PERIPHERAL_PREDOMINANT),
     );
     apply(&GROUND_GLASS, f.ggo_share.map(|s| s >= GGO_PREDOMINANT));
     apply(&MANY_LOBES, f.zones_involved.map(|n| n >= MANY_ZONES));
@@ -218,7 +228,7 @@ pub fn decide(
         return no_call(CallState::IncompleteLung, features);
     }
     let p1 = p_pneumonia(inv, features.infected_slice_share.unwrap_or(0.0), one_slice);
-    let (p2, evidence) = p_covid_given_pneumonia(&features);
+    let (p2, evidence) = p_covid_given_pneumonia(&features, inv);
     let state = if p1 < 0.5 {
         CallState::NoPneumoniaFound
     } else if p2 >= 0.5 {
@@ -280,6 +290,17 @@ mod tests {
         let c = decide(f, true, true, Some(12.0), false);
         assert_eq!(c.state, CallState::PneumoniaOtherCauseMoreLikely);
         assert!(c.p_covid.is_some_and(|p| p < 0.2), "{:?}", c.p_covid);
+    }
+
+    #[test]
+    fn diffuse_disease_has_no_peripheral_evidence() {
+        let mut f = typical();
+        f.peripheral_share = Some(0.45);
+        let (p_limited, e) = p_covid_given_pneumonia(&f, 10.0);
+        assert_eq!(e[1].present, Some(false));
+        let (p_diffuse, e) = p_covid_given_pneumonia(&f, 60.0);
+        assert_eq!(e[1].present, None);
+        assert!(p_diffuse > p_limited);
     }
 
     #[test]

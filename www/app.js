@@ -200,7 +200,7 @@ export function startApp(doc) {
     ui.wlText.textContent = vol.info.hu ? `W ${Math.round(vol.win.width)} / L ${Math.round(vol.win.level)}` : "8-bit image (no HU)";
     ui.sliceResult.textContent = s
       ? (s.has_lung
-        ? `p(COVID-19) ${s.p_covid.toFixed(2)} · lesion ${s.lesion_px} px (${(100 * s.lesion_px / (nx * ny)).toFixed(1)} % of the slice)`
+        ? `lesion ${s.lesion_px} px (${(100 * s.lesion_px / (nx * ny)).toFixed(1)} % of the slice) · classifier p(COVID-19) ${s.p_covid.toFixed(2)}`
         : "no lung on this slice (not counted)") + (s.ood ? " · out of distribution" : "")
       : "not analysed yet";
     drawStrip(ui.strip, vol.slices, z);
