@@ -25,7 +25,7 @@ find "$DATA/ct-files" -type f ! -name '*.txt' ! -name '*.tsv' -print0 |
   done
 cp tests/fuzz-regressions/* "$SEEDS/" 2>/dev/null || true
 [ -d ../shared/fuzz-findings ] && cp ../shared/fuzz-findings/*.dcm "$SEEDS/" 2>/dev/null || true
-cargo run --quiet --example fuzz_seeds -- "$SEEDS" >/dev/null
+cargo run --quiet --profile fast --features wgpu,train --example fuzz_seeds -- "$SEEDS" >/dev/null
 echo "seeds: $(ls "$SEEDS" | wc -l) files"
 for t in ${TARGETS[@]}; do
   mkdir -p "fuzz/corpus/$t"

@@ -117,6 +117,12 @@ unsafe impl GlobalAlloc for CappedAlloc {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Freeing null is a no-op, as in C: openjp2 frees never-allocated code-block buffers (a
+        // null pointer with a zeroed layout) when it tears a tile down, and wasm32's allocator
+        // trapped on it ("memory access out of bounds" decoding JPEG 2000 in the browser).
+        if ptr.is_null() {
+            return;
+        }
         Self::release(layout.size());
         // SAFETY: forwarded.
         unsafe { System.dealloc(ptr, layout) }

@@ -37,7 +37,10 @@ pub fn chest_phantom(nx: usize, ny: usize, nz: usize, seed: u64) -> CtVolume {
         .collect();
     for z in 0..nz {
         let fz = (z as f32 + 0.5) / nz as f32; // 0 at the bottom, 1 at the apex
-        let lung_scale = (1.0 - fz * fz).max(0.0).sqrt().max(0.25);
+        // Narrow at the apex and, over the lowest 15 %, at the bases (the domes of the
+        // diaphragm): a whole chest, whose lung the report does not take for cut by the scan.
+        let base = 0.3 + 0.7 * (fz / 0.15).min(1.0);
+        let lung_scale = (1.0 - fz * fz).max(0.0).sqrt().max(0.25) * base;
         let row = z * nx * ny;
         for y in 0..ny {
             let fy = (y as f32 + 0.5) / ny as f32 - 0.5;

@@ -108,31 +108,5 @@ pub unsafe extern "C" fn strcpy(dst: *mut u8, src: *const u8) -> *mut u8 {
     dst
 }
 
-/// The global allocator in the browser: the standard one, except that freeing a null pointer is
-/// a no-op as in C. openjp2 frees never-allocated code-block buffers (a null pointer with a
-/// zeroed layout) when it tears a tile down; natively that reaches `free(NULL)` and is harmless,
-/// but wasm32's allocator trapped on it ("memory access out of bounds" while decoding the JPEG
-/// 2000 series in the browser).
-struct NullSafe;
-
-// SAFETY: every call is forwarded to `System` except deallocations of null, which own nothing.
-unsafe impl std::alloc::GlobalAlloc for NullSafe {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        unsafe { std::alloc::System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if ptr.is_null() {
-            return;
-        }
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: NullSafe = NullSafe;
+// The global allocator in the browser is `alloc_cap::CappedAlloc` (lib.rs), which also makes
+// freeing a null pointer a no-op, as openjp2 needs here.

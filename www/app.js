@@ -256,16 +256,16 @@ export function startApp(doc) {
         + "A model estimate from the outlined lesions, not a diagnosis: read the scan."
         + ` (Slice classifier, not validated on scanner CT and no part of the call: ${f2(r.p_covid_classifier)}.)`;
     const f = c.features;
-    const pct = (v) => (v == null ? "n/a" : `${(100 * v).toFixed(0)} %`);
+    const share = (v) => (v == null ? "n/a" : `${(100 * v).toFixed(0)} %`);
     const yes = (v) => (v == null ? "n/a" : v ? "yes" : "no");
     const used = (name) => c.evidence.find((e) => e.feature === name);
     const lr = (name) => { const e = used(name); return e ? ` (×${e.likelihood_ratio.toFixed(2)})` : ""; };
     const items = [
       `Infected lung slices: ${f.infected_slices} of ${f.lung_slices}`,
       `Both lungs: ${yes(f.bilateral)}${lr("bilateral")}`,
-      `Lesion in the outer third of the lung: ${pct(f.peripheral_share)}${lr("peripheral")}`,
-      `Ground glass: ${pct(f.ggo_share)}${lr("ground-glass predominant")}`,
-      `Lung zones involved: ${f.zones_involved == null ? "n/a (one slice)" : `${f.zones_involved} of 6`}${lr("many zones")}`,
+      `Lesion in the outer third of the lung: ${share(f.peripheral_share)}${lr("peripheral")}`,
+      `Ground glass: ${share(f.ggo_share)}${lr("ground-glass predominant")}`,
+      `Lung zones involved: ${f.zones_involved == null ? "n/a (fewer than 5 slices)" : `${f.zones_involved} of 6`}${lr("many zones")}`,
       `Separate foci: ${f.foci ?? "n/a"}`,
     ];
     ui.pattern.replaceChildren(...items.map((t) => { const li = doc.createElement("li"); li.textContent = t; return li; }));
