@@ -74,23 +74,20 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         "split".into(),
         json!(format!("{:?}", a.split).to_lowercase()),
     );
+    let c = Ctx {
+        a: &a,
+        loaded: &loaded,
+        size,
+        device: &device,
+    };
     if let Some(dir) = &a.seg {
-        out.insert(
-            "segmentation".into(),
-            eval_seg(&a, dir, &loaded, size, &device)?,
-        );
+        out.insert("segmentation".into(), eval_seg(&c, dir)?);
     }
     if let Some(dir) = &a.cls {
-        out.insert(
-            "classification".into(),
-            eval_cls(&a, dir, &loaded, size, &device)?,
-        );
+        out.insert("classification".into(), eval_cls(&c, dir)?);
     }
     if let Some(manifest) = &a.real {
-        out.insert(
-            "real_ct".into(),
-            eval_real(&a, manifest, &loaded, size, &device)?,
-        );
+        out.insert("real_ct".into(), eval_real(&c, manifest)?);
     }
     if a.json {
         println!("{}", serde_json::Value::Object(out));
@@ -98,14 +95,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Segmentation figures on a MedSeg-style folder.
-fn eval_seg(
-    a: &EvalArgs,
-    dir: &Path,
-    loaded: &weights::LoadedModel,
+/// What every part of an evaluation shares.
+struct Ctx<'a> {
+    a: &'a EvalArgs,
+    loaded: &'a weights::LoadedModel,
+    /// The grid side the model runs on.
     size: usize,
-    device: &burn::prelude::Device,
-) -> Result<serde_json::Value> {
+    device: &'a burn::prelude::Device,
+}
+
+/// Segmentation figures on a MedSeg-style folder.
+fn eval_seg(c: &Ctx<'_>, dir: &Path) -> Result<serde_json::Value> {
+    let (a, loaded, size, device) = (c.a, c.loaded, c.size, c.device);
     let items = data::load_seg_dir(dir, a.split)?;
     let r = evaluate::eval_seg(&loaded.model, &items, size, a.batch, device)?;
     if !a.json {
@@ -131,13 +132,8 @@ fn eval_seg(
 }
 
 /// Classification figures on a UCSD-style folder, with the orientation check.
-fn eval_cls(
-    a: &EvalArgs,
-    dir: &Path,
-    loaded: &weights::LoadedModel,
-    size: usize,
-    device: &burn::prelude::Device,
-) -> Result<serde_json::Value> {
+fn eval_cls(c: &Ctx<'_>, dir: &Path) -> Result<serde_json::Value> {
+    let (a, loaded, size, device) = (c.a, c.loaded, c.size, c.device);
     let items = data::load_cls_dir(dir, a.split)?;
     let r = evaluate::eval_cls(
         &loaded.model,
@@ -188,13 +184,8 @@ fn eval_cls(
 }
 
 /// Lesion share, HU contrast, severity and p(COVID-19) on the real HU scans of a manifest.
-fn eval_real(
-    a: &EvalArgs,
-    manifest: &Path,
-    loaded: &weights::LoadedModel,
-    size: usize,
-    device: &burn::prelude::Device,
-) -> Result<serde_json::Value> {
+fn eval_real(c: &Ctx<'_>, manifest: &Path) -> Result<serde_json::Value> {
+    let (a, loaded, size, device) = (c.a, c.loaded, c.size, c.device);
     let text = std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, e))?;
     let cases = evaluate::parse_real_manifest(&text)
         .map_err(|e| Error::InvalidArgument(format!("{}: {e}", manifest.display())))?;

@@ -81,7 +81,43 @@ pub(super) fn decode_into(
         .saturating_mul(frames.max(1) as usize)
         .saturating_mul(8);
     let (r, usage) = with_budget(reader_budget(bytes.len(), declared), || {
-        decode_frames(name, bytes, h, frames, out)
+        let mut obj = OpenFileOptions::new()
+            .from_reader(Cursor::new(bytes))
+            .map_err(|e| dicom_err(name, format!("cannot parse ({e})")))?;
+        fill_minimal_header(&mut obj);
+        let pixels = obj
+            .decode_pixel_data()
+            .map_err(|e| dicom_err(name, format!("cannot decode the pixel data ({e})")))?;
+        if pixels.rows() != h.rows || pixels.columns() != h.cols {
+            return Err(dicom_err(name, "pixel data size differs from Rows/Columns"));
+        }
+        // Padding (e.g. −2000 raw outside the field of view) becomes air: it is not tissue, and
+        // leaving it would push the lung window and lung mask off.
+        let padding = int(&obj, tags::PIXEL_PADDING_VALUE);
+        let (slope, intercept) = match pixels.rescale() {
+            Ok(r) if !r.is_empty() => (r[0].slope, r[0].intercept),
+            _ => (1.0, 0.0),
+        };
+        let pad_hu = padding.map(|p| (p as f64 * slope + intercept) as f32);
+        let n = (h.rows * h.cols) as usize;
+        for f in 0..frames.min(pixels.number_of_frames().max(1)) {
+            // The Modality LUT (RescaleSlope/Intercept) is applied here, giving HU. MONOCHROME1 is
+            // not inverted: HU are physical values, only their display is inverted.
+            let frame: Vec<f32> = pixels
+                .to_vec_frame(f)
+                .map_err(|e| dicom_err(name, format!("cannot convert frame {f} ({e})")))?;
+            if frame.len() < n {
+                return Err(dicom_err(name, "pixel data shorter than Rows×Columns"));
+            }
+            out.extend(frame[..n].iter().map(|&v| {
+                if !v.is_finite() || Some(v) == pad_hu || v < AIR_HU {
+                    AIR_HU
+                } else {
+                    v
+                }
+            }));
+        }
+        Ok(())
     });
     r.map_err(|e| match e {
         Error::Dicom { path, reason } if usage.refused > 0 => Error::Dicom {
@@ -90,51 +126,4 @@ pub(super) fn decode_into(
         },
         e => e,
     })
-}
-
-/// [`decode_into`] without the budget.
-fn decode_frames(
-    name: &Path,
-    bytes: &[u8],
-    h: &SliceHeader,
-    frames: u32,
-    out: &mut Vec<f32>,
-) -> Result<()> {
-    let mut obj = OpenFileOptions::new()
-        .from_reader(Cursor::new(bytes))
-        .map_err(|e| dicom_err(name, format!("cannot parse ({e})")))?;
-    fill_minimal_header(&mut obj);
-    let pixels = obj
-        .decode_pixel_data()
-        .map_err(|e| dicom_err(name, format!("cannot decode the pixel data ({e})")))?;
-    if pixels.rows() != h.rows || pixels.columns() != h.cols {
-        return Err(dicom_err(name, "pixel data size differs from Rows/Columns"));
-    }
-    // Padding (e.g. −2000 raw outside the field of view) becomes air: it is not tissue, and
-    // leaving it would push the lung window and lung mask off.
-    let padding = int(&obj, tags::PIXEL_PADDING_VALUE);
-    let (slope, intercept) = match pixels.rescale() {
-        Ok(r) if !r.is_empty() => (r[0].slope, r[0].intercept),
-        _ => (1.0, 0.0),
-    };
-    let pad_hu = padding.map(|p| (p as f64 * slope + intercept) as f32);
-    let n = (h.rows * h.cols) as usize;
-    for f in 0..frames.min(pixels.number_of_frames().max(1)) {
-        // The Modality LUT (RescaleSlope/Intercept) is applied here, giving HU. MONOCHROME1 is
-        // not inverted: HU are physical values, only their display is inverted.
-        let frame: Vec<f32> = pixels
-            .to_vec_frame(f)
-            .map_err(|e| dicom_err(name, format!("cannot convert frame {f} ({e})")))?;
-        if frame.len() < n {
-            return Err(dicom_err(name, "pixel data shorter than Rows×Columns"));
-        }
-        out.extend(frame[..n].iter().map(|&v| {
-            if !v.is_finite() || Some(v) == pad_hu || v < AIR_HU {
-                AIR_HU
-            } else {
-                v
-            }
-        }));
-    }
-    Ok(())
 }
