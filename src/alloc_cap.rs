@@ -45,6 +45,13 @@ const OPEN: Scope = Scope {
     refused: 0,
 };
 
+/// Allocations below this size always pass (and count): a budget spent by a forged reservation
+/// must not turn the parser's own small, infallible allocations (its error values, their
+/// backtraces, strings) into aborts — found by fuzzing: a reservation just under the budget, then
+/// a 1.8 KB backtrace frame vector refused, aborted the process. Small allocations cannot blow
+/// the memory up on their own: the parser makes them as it walks bytes the file really holds.
+pub const ALWAYS_ADMITTED: usize = 256 << 10;
+
 thread_local! {
     // `const` and no destructor: reading it never allocates, so the allocator may use it.
     static SCOPE: Cell<Scope> = const { Cell::new(OPEN) };
@@ -61,7 +68,7 @@ impl CappedAlloc {
                     return true;
                 }
                 let live = s.live.saturating_add(size);
-                if live > s.budget {
+                if live > s.budget && size >= ALWAYS_ADMITTED {
                     s.refused += 1;
                     c.set(s);
                     return false;
@@ -162,9 +169,10 @@ pub struct Usage {
 }
 
 /// Run `f` with at most `budget` bytes held at once by what it allocates on this thread (nested
-/// budgets: the tighter one holds). An allocation past the budget fails: a fallible reservation
-/// returns an error, an infallible one aborts (none of the readers' size-from-the-file paths is
-/// infallible: the fuzz regressions check that). Returns `f`'s result and what it used.
+/// budgets: the tighter one holds). An allocation of [`ALWAYS_ADMITTED`] bytes or more past the
+/// budget fails: a fallible reservation returns an error, an infallible one aborts (none of the
+/// readers' size-from-the-file paths is infallible: the fuzz regressions check that); smaller
+/// ones always pass. Returns `f`'s result and what it used.
 pub fn with_budget<T>(budget: usize, f: impl FnOnce() -> T) -> (T, Usage) {
     let outer = SCOPE.with(|c| c.get());
     let inner_budget = budget.min(outer.budget.saturating_sub(outer.live));
