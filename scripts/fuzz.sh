@@ -17,7 +17,7 @@ TARGETS=("${@:-dicom nifti image}")
 DATA="${DATA:-../shared/data}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 SEEDS=fuzz/seeds
-rm -rf "$SEEDS" "$SEEDS-nifti" && mkdir -p "$SEEDS"
+rm -rf "$SEEDS" "$SEEDS-nifti" "$SEEDS-image" && mkdir -p "$SEEDS"
 # Real files, cut to 64 KB (the header and the first pixels: where the parsers decide).
 find "$DATA/ct-files" -type f ! -name '*.txt' ! -name '*.tsv' -print0 |
   while IFS= read -r -d '' f; do
@@ -30,6 +30,11 @@ mkdir -p "$SEEDS-nifti"
 find "$DATA/ct-files" -name '*.nii*' -print0 |
   while IFS= read -r -d '' f; do head -c 65536 "$f" >"$SEEDS-nifti/$(echo "$f" | sha1sum | cut -c1-16)"; done
 cp tests/fuzz-regressions/nifti-* "$SEEDS-nifti/" 2>/dev/null || true
+# The image target also gets 40 of the shared PNG/JPEG slices (UCSD, MedSeg).
+mkdir -p "$SEEDS-image"
+for f in $(ls "$DATA"/ucsd-covid-ct/covid/* | head -30) $(ls "$DATA"/medseg-covid/train/images/* | head -10); do
+  head -c 65536 "$f" >"$SEEDS-image/$(echo "$f" | sha1sum | cut -c1-16)"
+done
 [ -d ../shared/fuzz-findings ] && cp ../shared/fuzz-findings/*.dcm "$SEEDS/" 2>/dev/null || true
 cargo run --quiet --profile fast --features wgpu,train --example fuzz_seeds -- "$SEEDS" >/dev/null
 echo "seeds: $(ls "$SEEDS" | wc -l) files"
@@ -37,6 +42,7 @@ for t in ${TARGETS[@]}; do
   mkdir -p "fuzz/corpus/$t"
   seeds="../$SEEDS" max_len=65536
   [ "$t" = nifti ] && seeds="../$SEEDS-nifti ../$SEEDS/nifti" && max_len=16384
+  [ "$t" = image ] && seeds="../$SEEDS-image ../$SEEDS"
   echo "== $t: $RUNS runs"
   (cd fuzz && cargo +nightly fuzz run -O "$t" "corpus/$t" $seeds -- \
       -runs="$RUNS" -malloc_limit_mb=256 -rss_limit_mb=1024 -timeout=1 -max_len=$max_len \
