@@ -66,7 +66,7 @@ pub fn features(vol: &CtVolume, lung: &LungMask, slices: &[SliceResult]) -> Patt
     let mut side_lesion = [0usize; 2];
     let mut zone_lung = [[0usize; 3]; 2];
     let mut zone_lesion = [[0usize; 3]; 2];
-    let mut lesion_voxels = Bitset::new(if nz > 1 { n2 * nz } else { 0 });
+    let mut lesion_voxels = Bitset::new(n2 * nz);
     let mut depth = Vec::new();
     for s in slices {
         let has_lesion = s.classes.iter().any(|&c| c != 0);
@@ -137,30 +137,16 @@ pub fn features(vol: &CtVolume, lung: &LungMask, slices: &[SliceResult]) -> Patt
         f.zones_involved = Some(n);
         f.lower_zone_share = share(zone_lesion[0][2] + zone_lesion[1][2], lesion);
     }
-    if nz > 1 {
-        let min_focus = match vol.voxel_ml() {
-            Some(v) if v > 0.0 => ((MIN_FOCUS_ML / v).ceil() as usize).max(1),
-            _ => MIN_FOCUS_PX,
-        };
-        let sizes = components(&mut lesion_voxels, vol.dims);
-        let foci: Vec<usize> = sizes.into_iter().filter(|&s| s >= min_focus).collect();
-        f.foci = Some(foci.len());
-        f.largest_focus_share = foci.iter().max().map(|&m| m as f64 / lesion as f64);
-    } else {
-        let sizes = slice_components(&classes_of(slices, vol, lung), nx, ny);
-        let foci: Vec<usize> = sizes.into_iter().filter(|&s| s >= MIN_FOCUS_PX).collect();
-        f.foci = Some(foci.len());
-        f.largest_focus_share = foci.iter().max().map(|&m| m as f64 / lesion as f64);
-    }
+    // One slice has no volume to size a focus by: pixels.
+    let min_focus = match vol.voxel_ml() {
+        Some(v) if v > 0.0 && nz > 1 => ((MIN_FOCUS_ML / v).ceil() as usize).max(1),
+        _ => MIN_FOCUS_PX,
+    };
+    let sizes = components(&mut lesion_voxels, vol.dims);
+    let foci: Vec<usize> = sizes.into_iter().filter(|&s| s >= min_focus).collect();
+    f.foci = Some(foci.len());
+    f.largest_focus_share = foci.iter().max().map(|&m| m as f64 / lesion as f64);
     f
-}
-
-/// The kept lesion classes of a one-slice input.
-fn classes_of(slices: &[SliceResult], vol: &CtVolume, lung: &LungMask) -> Vec<u8> {
-    slices
-        .first()
-        .map(|s| slice_in_lung(vol, lung, s).1)
-        .unwrap_or_default()
 }
 
 /// Each lung's craniocaudal extent (slices where it is present), cut in thirds: upper, middle,
@@ -276,7 +262,8 @@ impl Bitset {
     }
 }
 
-/// Sizes of the 6-connected components of the set voxels (the set is emptied).
+/// Sizes of the 6-connected components of the set voxels (4-connected on one slice; the set
+/// is emptied).
 fn components(set: &mut Bitset, dims: [usize; 3]) -> Vec<usize> {
     let [nx, ny, nz] = dims;
     let n2 = nx * ny;
@@ -308,17 +295,6 @@ fn components(set: &mut Bitset, dims: [usize; 3]) -> Vec<usize> {
         }
     }
     sizes
-}
-
-/// Sizes of the 4-connected components of the non-zero pixels of one slice.
-fn slice_components(classes: &[u8], nx: usize, ny: usize) -> Vec<usize> {
-    let mut set = Bitset::new(classes.len());
-    for (i, &c) in classes.iter().enumerate() {
-        if c != 0 {
-            set.set(i);
-        }
-    }
-    components(&mut set, [nx, ny, 1])
 }
 
 #[cfg(test)]
