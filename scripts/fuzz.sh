@@ -44,7 +44,9 @@ for t in ${TARGETS[@]}; do
   [ "$t" = nifti ] && seeds="../$SEEDS-nifti ../$SEEDS/nifti" && max_len=16384
   [ "$t" = image ] && seeds="../$SEEDS-image ../$SEEDS"
   echo "== $t: $RUNS runs"
-  (cd fuzz && cargo +nightly fuzz run -O "$t" "corpus/$t" $seeds -- \
+  # The sanitizer build keeps to fuzz/target, whatever CARGO_TARGET_DIR says (it shares nothing
+  # with the normal builds and would only evict them).
+  (cd fuzz && env -u CARGO_TARGET_DIR cargo +nightly fuzz run -O "$t" "corpus/$t" $seeds -- \
       -runs="$RUNS" -malloc_limit_mb=256 -rss_limit_mb=1024 -timeout=1 -max_len=$max_len \
       -print_final_stats=1 2>&1 | tail -n 25)
 done

@@ -101,7 +101,7 @@ pub fn prepare_slice(vol: &CtVolume, frame: &InputFrame, z: usize, size: usize) 
                 height: y1 - y0,
                 pixels: (y0..y1)
                     .flat_map(|y| hu[y * nx + x0..y * nx + x1].iter())
-                    .map(|&v| frame.window.to_u8(v))
+                    .map(|&v| frame.window.to_u8(f32::from(v)))
                     .collect(),
             }
         }
@@ -224,7 +224,7 @@ mod tests {
         }
         // No lung: the whole slice through the lung window.
         let mut solid = vol.clone();
-        solid.voxels.iter_mut().for_each(|v| *v = 40.0);
+        solid.voxels.iter_mut().for_each(|v| *v = 40);
         let none = crate::lung::lung_mask(&solid);
         assert_eq!(input_frame(&solid, &none), InputFrame::WHOLE);
     }

@@ -175,11 +175,15 @@ impl Window {
 pub fn slice_to_grey(vol: &crate::volume::CtVolume, z: usize) -> GreyImage {
     use crate::volume::IntensityScale;
     let pixels = match vol.scale {
-        IntensityScale::Hounsfield => vol.slice(z).iter().map(|&v| LUNG_WINDOW.to_u8(v)).collect(),
+        IntensityScale::Hounsfield => vol
+            .slice(z)
+            .iter()
+            .map(|&v| LUNG_WINDOW.to_u8(f32::from(v)))
+            .collect(),
         IntensityScale::Display8Bit => vol
             .slice(z)
             .iter()
-            .map(|&v| v.round().clamp(0.0, 255.0) as u8)
+            .map(|&v| v.clamp(0, 255) as u8)
             .collect(),
     };
     GreyImage {

@@ -433,7 +433,7 @@ mod tests {
             [0.0, 0.0, spacing[2], 0.0],
         ];
         CtVolume::new(
-            vec![0.0; dims.iter().product()],
+            vec![0; dims.iter().product()],
             dims,
             spacing,
             affine,

@@ -106,7 +106,7 @@ pub fn slice_in_lung(vol: &CtVolume, lung: &LungMask, s: &SliceResult) -> (Vec<u
 }
 
 /// Clear the lesion pixels whose 5×5 neighbourhood mean is below [`LESION_MIN_HU`].
-fn drop_aerated(classes: &mut [u8], hu: &[f32], nx: usize, ny: usize) {
+fn drop_aerated(classes: &mut [u8], hu: &[i16], nx: usize, ny: usize) {
     if !classes.iter().any(|&c| c != 0) {
         return;
     }
@@ -158,8 +158,8 @@ mod tests {
     fn lesion_pixels_in_aerated_lung_are_dropped_and_ground_glass_kept() {
         let (nx, ny) = (12, 6);
         // Left half aerated lung (−860 HU), right half ground glass (−550 HU).
-        let hu: Vec<f32> = (0..nx * ny)
-            .map(|i| if i % nx < 6 { -860.0 } else { -550.0 })
+        let hu: Vec<i16> = (0..nx * ny)
+            .map(|i| if i % nx < 6 { -860 } else { -550 })
             .collect();
         let mut classes = vec![1u8; nx * ny];
         drop_aerated(&mut classes, &hu, nx, ny);

@@ -30,33 +30,24 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// What the page needs to show a loaded volume: its geometry, metadata, and the voxels as
-/// int16 HU (or 0–255 for 8-bit input) so scrolling and window/level need no round trip.
+/// What the page needs to show a loaded volume: its geometry and metadata. The voxels stay
+/// here, once: the page asks for the slices it draws ([`Analyzer::slice_pixels`]), so a long
+/// series is not held twice in the tab.
 #[derive(Serialize)]
 pub struct VolumeView {
     pub name: String,
     pub info: crate::volume::VolumeInfo,
-    /// `[z][y][x]` values, clamped to int16.
-    #[serde(with = "serde_bytes")]
-    pub voxels_i16: Vec<u8>,
     /// Patient z (mm) of each slice, when the spacing is physical.
     pub positions_mm: Vec<Option<f64>>,
     pub synthetic: bool,
     pub load_ms: f64,
 }
 
-/// One analysed slice, as the page draws it.
+/// One analysed slice's figures, as the page lists them; its overlay is asked for when the
+/// slice is drawn ([`Analyzer::slice_overlay`]).
 #[derive(Serialize)]
 pub struct SliceView {
     pub z: usize,
-    /// Per-pixel class on the slice grid: 0 background, 1 GGO, 2 consolidation, after the lesion
-    /// rule (inside the lung or its envelope; see `lung::lesions_in_lung`), as counted.
-    #[serde(with = "serde_bytes")]
-    pub classes: Vec<u8>,
-    /// The slice's lung labels (0 none, 1 right, 2 left) with the lesions they absorbed, for
-    /// the viewer's lung outline.
-    #[serde(with = "serde_bytes")]
-    pub lung: Vec<u8>,
     /// Whether the slice shows lung (the report's rule).
     pub has_lung: bool,
     /// The reconstruction on the model grid (`size`×`size`, 0–255).
@@ -71,12 +62,17 @@ pub struct SliceView {
     pub ms: f64,
 }
 
-/// A file handed over by the page.
-#[derive(serde::Deserialize)]
-struct NamedFile {
-    name: String,
+/// The overlay of one analysed slice, on the slice grid.
+#[derive(Serialize)]
+pub struct SliceOverlay {
+    /// Per-pixel class: 0 background, 1 GGO, 2 consolidation, after the lesion rule (inside
+    /// the lung or its envelope; see `lung::lesions_in_lung`), as counted.
     #[serde(with = "serde_bytes")]
-    bytes: Vec<u8>,
+    pub classes: Vec<u8>,
+    /// The lung labels (0 none, 1 right, 2 left) with the lesions they absorbed, for the
+    /// viewer's lung outline.
+    #[serde(with = "serde_bytes")]
+    pub lung: Vec<u8>,
 }
 
 struct Loaded {
@@ -93,6 +89,8 @@ pub struct Analyzer {
     loaded: Loaded,
     gpu_error: Option<String>,
     current: Option<Current>,
+    /// Files handed over one by one for the next load ([`Analyzer::stage_file`]).
+    staged: Vec<(std::path::PathBuf, Vec<u8>)>,
 }
 
 /// What the CPU backend is called in views and reports.
@@ -175,6 +173,7 @@ impl Analyzer {
             loaded,
             gpu_error,
             current: None,
+            staged: Vec::new(),
         })
     }
 
@@ -192,22 +191,64 @@ impl Analyzer {
         self.config.version.clone()
     }
 
-    /// Load files (a DICOM series, one NIfTI, or one PNG/JPEG) as the current volume. `files`
-    /// is an array of `{name, bytes}`.
-    pub fn load_files(&mut self, files: JsValue) -> Result<JsValue, JsError> {
+    /// Start a new load: the previous volume and anything staged are dropped, so their
+    /// memory serves the next one.
+    pub fn begin_load(&mut self) {
+        self.current = None;
+        self.staged = Vec::new();
+    }
+
+    /// Hand over one file of the next volume ([`begin_load`](Self::begin_load) first). One at
+    /// a time, so the worker never holds the whole series twice (as JS buffers and here).
+    pub fn stage_file(&mut self, name: String, bytes: Vec<u8>) {
+        self.staged.push((std::path::PathBuf::from(name), bytes));
+    }
+
+    /// Load the staged files (a DICOM series, one NIfTI, or one PNG/JPEG) as the current
+    /// volume. A volume over `max_voxels` (what this device's memory can hold; see worker.js)
+    /// is refused from its headers, before its pixels are decoded.
+    pub fn load_staged(&mut self, max_voxels: f64) -> Result<JsValue, JsError> {
         let t0 = now_ms();
-        let files: Vec<NamedFile> = serde_wasm_bindgen::from_value(files).map_err(js)?;
+        let files = std::mem::take(&mut self.staged);
         let name = match files.len() {
             0 => String::new(),
-            1 => files[0].name.clone(),
+            1 => files[0].0.display().to_string(),
             n => format!("{n} files"),
         };
-        let named = files
-            .into_iter()
-            .map(|f| (std::path::PathBuf::from(f.name), f.bytes))
-            .collect();
-        let vol = load_bytes(named, &Limits::default()).map_err(js)?;
+        let limits = Limits {
+            max_voxels: if max_voxels >= 1.0 {
+                (max_voxels as u64).min(Limits::default().max_voxels)
+            } else {
+                Limits::default().max_voxels
+            },
+        };
+        let vol = load_bytes(files, &limits).map_err(js)?;
         self.set_volume(name, vol, t0)
+    }
+
+    /// The stored values (int16 HU, or 0–255 for 8-bit input) of slice `z`, `[y][x]`, for
+    /// drawing.
+    pub fn slice_pixels(&self, z: u32) -> Result<Vec<i16>, JsError> {
+        let cur = self
+            .current
+            .as_ref()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let z = z as usize;
+        if z >= cur.volume.dims[2] {
+            return Err(JsError::new(&format!("slice {z} is out of range")));
+        }
+        Ok(cur.volume.slice(z).to_vec())
+    }
+
+    /// The lesion classes and lung labels of slice `z` as counted, or `null` if it has not been
+    /// analysed yet.
+    pub fn slice_overlay(&self, z: u32) -> Result<JsValue, JsError> {
+        let (cur, lung) = self.current_with_lung()?;
+        let Ok(i) = cur.results.binary_search_by_key(&(z as usize), |r| r.z) else {
+            return Ok(JsValue::NULL);
+        };
+        let (lung, classes) = crate::slices::slice_in_lung(&cur.volume, lung, &cur.results[i]);
+        serde_wasm_bindgen::to_value(&SliceOverlay { classes, lung }).map_err(js)
     }
 
     /// Load the synthetic chest phantom (the demo without data).
@@ -349,15 +390,9 @@ impl Analyzer {
     }
 
     fn set_volume(&mut self, name: String, vol: CtVolume, t0: f64) -> Result<JsValue, JsError> {
-        let mut voxels_i16 = Vec::with_capacity(vol.voxels.len() * 2);
-        for &v in &vol.voxels {
-            let q = v.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16;
-            voxels_i16.extend_from_slice(&q.to_le_bytes());
-        }
         let view = VolumeView {
             name: name.clone(),
             info: vol.info(),
-            voxels_i16,
             positions_mm: (0..vol.dims[2])
                 .map(|z| vol.spacing_known.then(|| vol.slice_position_mm(z)))
                 .collect(),
@@ -420,9 +455,7 @@ impl Analyzer {
             views.push(SliceView {
                 z: input.z,
                 lesion_px: counts.lesion(),
-                classes,
                 has_lung: counts.has_lung(lung_slice.len()),
-                lung: lung_slice,
                 recon: pred
                     .recon
                     .as_ref()

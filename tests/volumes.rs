@@ -20,10 +20,10 @@ fn load(p: &Path) -> CtVolume {
         .unwrap_or_else(|e| panic!("{} should load: {e}", p.display()))
 }
 
-fn percentile(v: &[f32], q: f64) -> f32 {
-    let mut s: Vec<f32> = v.to_vec();
-    s.sort_by(f32::total_cmp);
-    s[((s.len() - 1) as f64 * q) as usize]
+fn percentile(v: &[i16], q: f64) -> f32 {
+    let mut s: Vec<i16> = v.to_vec();
+    s.sort_unstable();
+    f32::from(s[((s.len() - 1) as f64 * q) as usize])
 }
 
 /// Air around −1000 HU and a soft-tissue mode in 0–100 HU.
@@ -36,7 +36,12 @@ fn assert_sane_hu(vol: &CtVolume, name: &str) {
     );
     // Soft tissue (muscle, organs: 0–100 HU) is a large share of the body (> −500 HU); with a
     // wrong rescale it would sit a thousand HU away.
-    let body: Vec<f32> = vol.voxels.iter().copied().filter(|v| *v > -500.0).collect();
+    let body: Vec<f32> = vol
+        .voxels
+        .iter()
+        .map(|&v| f32::from(v))
+        .filter(|v| *v > -500.0)
+        .collect();
     let soft = body.iter().filter(|v| (0.0..=100.0).contains(*v)).count();
     let share = soft as f64 / body.len().max(1) as f64;
     assert!(
@@ -81,7 +86,7 @@ fn every_ct_file_loads_with_sane_values() {
             assert_sane_hu(&vol, &name);
         }
         assert!(
-            vol.voxels.iter().all(|v| *v >= -1024.0),
+            vol.voxels.iter().all(|v| *v >= -1024),
             "{name}: padding became air"
         );
     }
@@ -134,12 +139,12 @@ fn every_ct_file_loads_with_sane_values() {
     );
     // The label maps load too (values are labels, flagged as not looking like HU).
     let seg = load(&ct.join("totalsegmentator/example_seg.nii.gz"));
-    assert!(seg.voxels.iter().all(|v| v.fract() == 0.0 && *v >= 0.0));
+    assert!(seg.voxels.iter().all(|v| *v >= 0));
     assert!(seg.meta.warnings.iter().any(|w| w.contains("Hounsfield")));
 }
 
 /// TotalSegmentator v2 lung lobe labels.
-const LUNG_LABELS: [f32; 5] = [10.0, 11.0, 12.0, 13.0, 14.0];
+const LUNG_LABELS: [i16; 5] = [10, 11, 12, 13, 14];
 
 #[test]
 fn dicom_series_and_its_nifti_label_map_line_up_voxel_for_voxel() {
@@ -162,10 +167,10 @@ fn dicom_series_and_its_nifti_label_map_line_up_voxel_for_voxel() {
     for (&hu, &lab) in ct_vol.voxels.iter().zip(&seg.voxels) {
         if LUNG_LABELS.contains(&lab) {
             lung_n += 1;
-            lung_air += usize::from(hu < -500.0);
-        } else if lab > 0.0 {
+            lung_air += usize::from(hu < -500);
+        } else if lab > 0 {
             organ_n += 1;
-            organ_tissue += usize::from(hu > -300.0);
+            organ_tissue += usize::from(hu > -300);
         }
     }
     assert!(organ_n > 1000);
@@ -205,7 +210,7 @@ fn lung_mask_against_totalsegmentator_lobes() {
         for (&lab, &ours) in seg.voxels.iter().zip(&m.labels) {
             let truth = LUNG_LABELS.contains(&lab);
             // 10, 11: left lobes; 12–14: right lobes.
-            let truth_side = truth.then_some(if lab <= 11.0 { LEFT } else { RIGHT });
+            let truth_side = truth.then_some(if lab <= 11 { LEFT } else { RIGHT });
             for (k, side) in [LEFT, RIGHT].into_iter().enumerate() {
                 match (truth_side == Some(side), ours == side) {
                     (true, true) => per_side[k][0] += 1,
@@ -234,7 +239,7 @@ fn lung_mask_against_totalsegmentator_lobes() {
             .voxels
             .iter()
             .zip(&m.labels)
-            .filter(|(l, o)| **o != 0 && [6.0, 18.0, 19.0, 20.0].contains(*l))
+            .filter(|(l, o)| **o != 0 && [6, 18, 19, 20].contains(*l))
             .count();
         eprintln!(
             "lung mask vs TotalSegmentator lobes on {ct_name}: Dice {dice:.3} (left {dl:.3}, right {dr:.3}; tp {tp}, fp {fp}, fn {fne}); left/right agree on {:.1} %; {gas} voxels of stomach/bowel called lung",

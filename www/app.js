@@ -37,8 +37,10 @@ export function startApp(doc) {
   let worker = null;
   let backendInfo = "";
   let poolText = "";
-  // The current volume: geometry, int16 voxels, per-slice results, report.
+  // The current volume: geometry, the slices drawn lately, per-slice results, report.
   let vol = null;
+  /** Slices kept in the page for drawing (each 2 B + 2 B a pixel). */
+  const VIEW_CACHE = 24;
 
   function showError(message) {
     ui.error.textContent = message;
@@ -77,12 +79,11 @@ export function startApp(doc) {
       ui.status.textContent = msg.text;
     } else if (msg.type === "volume") {
       const v = msg.view;
-      const bytes = v.voxels_i16;
-      const buf = bytes.byteOffset % 2 ? bytes.slice().buffer : bytes.buffer;
       const [nx, ny, nz] = v.info.dims;
       vol = {
-        ...v, nx, ny, nz, z: Math.floor(nz / 2),
-        voxels: new Int16Array(buf, bytes.byteOffset % 2 ? 0 : bytes.byteOffset, nx * ny * nz),
+        ...v, id: msg.id, nx, ny, nz, z: Math.floor(nz / 2),
+        // Slices drawn lately (pixels and overlay), asked of the worker, which holds the volume.
+        views: new Map(), asked: new Set(),
         slices: new Array(nz), report: null, t0: performance.now(),
         win: v.info.hu ? { ...PRESETS.lung } : { width: 255, level: 127.5 },
       };
@@ -102,6 +103,9 @@ export function startApp(doc) {
       // Each slice arrives once; a repeat would mean a pool retry went wrong (the tests watch this).
       if (vol.slices[msg.slice.z]) doc.body.dataset.repeatedSlices = String(Number(doc.body.dataset.repeatedSlices || 0) + 1);
       vol.slices[msg.slice.z] = msg.slice;
+      // Its overlay is new: ask again (the pixels drawn meanwhile stay).
+      const seen = vol.views.get(msg.slice.z);
+      if (seen) seen.stale = true;
       (vol.sliceMs ||= []).push(msg.slice.ms);
       ui.progress.value = msg.done;
       // Rate and time left from the slices so far (the first slice includes warm-up).
@@ -112,6 +116,14 @@ export function startApp(doc) {
       if (msg.gpuError) backendInfo = `${msg.slice.backend} (${msg.gpuError})`;
       if (msg.slice.z === vol.z || msg.done === 1) render();
       else drawStrip(ui.strip, vol.slices, vol.z);
+    } else if (msg.type === "view") {
+      if (!vol || msg.id !== vol.id) return;
+      vol.asked.delete(msg.z);
+      vol.views.delete(msg.z);
+      vol.views.set(msg.z, { pixels: msg.pixels, overlay: msg.overlay, stale: false });
+      // A few dozen slices kept for scrolling back and forth; the oldest go first.
+      for (const k of vol.views.keys()) { if (vol.views.size <= VIEW_CACHE) break; if (k !== vol.z) vol.views.delete(k); }
+      if (msg.z === vol.z) render();
     } else if (msg.type === "report" && msg.provisional) {
       // Early estimate from the slices done so far; the run goes on.
       if (!vol) return;
@@ -170,7 +182,7 @@ export function startApp(doc) {
     const q = new URLSearchParams(doc.defaultView.location.search);
     const backend = q.get("backend") === "cpu" ? "cpu" : "auto";
     const model = q.get("model") === "v1" ? "ctscreen-v1" : "ctscreen-v2";
-    return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000) };
+    return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000), deviceMemory: doc.defaultView.navigator.deviceMemory ?? null };
   }
 
   function baseName() {
@@ -184,14 +196,30 @@ export function startApp(doc) {
     render();
   }
 
+  /** Ask the worker for slice z's pixels and overlay (once at a time per slice). */
+  function askView(z) {
+    if (vol.asked.has(z)) return;
+    vol.asked.add(z);
+    worker.postMessage({ type: "view", id: vol.id, z });
+  }
+
   function render() {
     if (!vol) return;
     const { nx, ny, nz, z } = vol;
-    const values = vol.voxels.subarray(z * nx * ny, (z + 1) * nx * ny);
-    const grey = windowSlice(values, vol.win);
     const s = vol.slices[z];
-    const lung = ui.lungOutline.checked && s ? s.lung : null;
-    drawRgba(ui.slice, composeRgba(grey, ui.overlay.checked && s ? s.classes : null, Number(ui.opacity.value), lung, nx), nx, ny);
+    const view = vol.views.get(z);
+    const current = view && !view.stale && (!s || view.overlay);
+    if (!current) askView(z);
+    // Whether the canvas shows slice z as analysed so far (the browser tests wait for it).
+    doc.body.dataset.drawn = current ? "1" : "0";
+    // Until it arrives the canvas keeps what it showed.
+    if (view) {
+      const grey = windowSlice(view.pixels, vol.win);
+      const o = view.overlay;
+      const lung = ui.lungOutline.checked && o ? o.lung : null;
+      drawRgba(ui.slice, composeRgba(grey, ui.overlay.checked && o ? o.classes : null, Number(ui.opacity.value), lung, nx), nx, ny);
+      doc.body.dataset.drawnZ = String(z);
+    }
     if (s && s.recon.length) drawRgba(ui.recon, composeRgba(s.recon, null, 0), s.size, s.size);
     else ui.recon.getContext("2d").clearRect(0, 0, ui.recon.width, ui.recon.height); // not analysed: no stale image
     const pos = vol.positions_mm[z];
@@ -280,14 +308,13 @@ export function startApp(doc) {
 
   async function analyseFiles(fileList) {
     ui.error.hidden = true;
-    const files = [];
-    for (const f of fileList) {
-      if (/^\./.test(f.name)) continue; // hidden files (.DS_Store, ._*); everything else is read, and what is not an image is listed as skipped
-      files.push({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) });
-    }
+    // Hidden files (.DS_Store, ._*) are left out; everything else goes, and what is not an image
+    // is listed as skipped. The File handles go, not their bytes: the worker reads them one by
+    // one, so the series is never held in the page.
+    const files = [...fileList].filter((f) => !/^\./.test(f.name));
     if (!files.length) { showError("No files to read."); return; }
     vol = null;
-    worker.postMessage({ type: "load", files, batch: urlBatch() }, files.map((f) => f.bytes.buffer));
+    worker.postMessage({ type: "load", files, batch: urlBatch() });
   }
 
   ui.file.addEventListener("change", () => { if (ui.file.files.length) analyseFiles([...ui.file.files]); ui.file.value = ""; });

@@ -1,9 +1,11 @@
 // The inference worker: owns the wasm module, the current volume and its results. On the GPU
 // it runs the model itself, in batches; on the CPU it feeds a pool of model workers (pool.js),
 // one per core, and runs the model itself only if the pool cannot start.
-// In:  {type: "init", options: {backend, model, workers, batch, crashworker}} (first) | {type: "load", files: [{name, bytes}]}
-//      | {type: "demo"} | {type: "cancel"} | {type: "export-mask"} | {type: "export-seg"}
-// Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"report"|"mask"|"error"}.
+// In:  {type: "init", options: {backend, model, workers, batch, crashworker, deviceMemory}} (first)
+//      | {type: "load", files: [File]} | {type: "demo"} | {type: "cancel"} | {type: "view", z}
+//      | {type: "export-mask"} | {type: "export-seg"}
+// Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"view"|"report"|"mask"|"error"}.
+// The volume lives here only: the page asks for the slices it draws ("view").
 import init, { Analyzer } from "../pkg/ctscreen.js";
 import { coarseToFine, firstStep } from "./schedule.js";
 import { ModelPool, poolSize } from "./pool.js";
@@ -14,9 +16,19 @@ let modelBytes = null;
 /** Slices per WebGPU dispatch (`?batch=N` in the page's URL overrides it). */
 const GPU_BATCH = 4;
 /** What the tab may spend, and what the largest volume we plan for (512²×600) takes of it:
- * 4 B/voxel float HU + 1 B lung + 1 B classes here, 2 B int16 + 2 B overlays in the page. */
+ * 2 B int16 HU + 1 B lung + 1 B lesion labels (exports, reports) here, plus the files while
+ * they are read. */
 const TAB_BUDGET = 2 * 1024 ** 3;
-const VOLUME_RESERVE = 10 * 512 * 512 * 600;
+const BYTES_PER_VOXEL = 5;
+const VOLUME_RESERVE = BYTES_PER_VOXEL * 512 * 512 * 600;
+/** The largest volume a load may make, in voxels: what half of this device's memory holds at
+ * BYTES_PER_VOXEL (navigator.deviceMemory, GiB, rounded down by the browser; 4 when unknown),
+ * and never more than a 32-bit wasm memory (4 GiB) holds beside the model. Above it a series
+ * is refused from its headers, with its size, before any pixel is decoded. */
+function maxVoxels() {
+  const gib = Number(options.deviceMemory) > 0 ? Number(options.deviceMemory) : 4;
+  return Math.floor(Math.min(gib / 2, 3) * 1024 ** 3 / BYTES_PER_VOXEL);
+}
 let runId = 0; // bumped by every new load or cancel; a running loop stops when it changes
 let loadId = 0; // the run of the volume loaded last
 let pool = null; // the CPU pool once started (null: not started or not possible)
@@ -103,7 +115,7 @@ function postSlices(views, progress) {
   for (const slice of views) {
     progress.done++;
     postMessage({ type: "slice", slice, done: progress.done, total: progress.total, elapsedMs: performance.now() - progress.t0, gpuError: analyzer.gpu_error() ?? null },
-      [slice.classes.buffer, slice.recon.buffer, slice.lung.buffer]);
+      [slice.recon.buffer]);
   }
 }
 
@@ -187,8 +199,18 @@ onmessage = async (ev) => {
   const msg = ev.data;
   if (msg.type === "init") { options = msg.options || {}; optionsReceived(); return; }
   if (msg.type === "cancel") { runId++; pool?.cancel(); return; }
+  let id = null; // the run this message started, if any
   try {
     await ready;
+    if (msg.type === "view") {
+      // The pixels of slice z and, once analysed, its overlay (for the volume `msg.id`).
+      if (msg.id !== loadId) return;
+      const pixels = analyzer.slice_pixels(msg.z);
+      const overlay = analyzer.slice_overlay(msg.z) ?? null;
+      const transfer = [pixels.buffer, ...(overlay ? [overlay.classes.buffer, overlay.lung.buffer] : [])];
+      postMessage({ type: "view", id: msg.id, z: msg.z, pixels, overlay }, transfer);
+      return;
+    }
     if (msg.type === "export-mask") {
       const bytes = analyzer.mask_nifti();
       postMessage({ type: "mask", bytes, format: "nifti" }, [bytes.buffer]);
@@ -200,14 +222,27 @@ onmessage = async (ev) => {
       return;
     }
     if (msg.type !== "load" && msg.type !== "demo") return;
-    const id = ++runId;
+    id = ++runId;
     loadId = id;
     pool?.cancel();
     postMessage({ type: "status", text: "Reading the files…" });
-    const view = msg.type === "demo" ? analyzer.load_demo() : analyzer.load_files(msg.files);
-    postMessage({ type: "volume", view }, [view.voxels_i16.buffer]);
+    let view;
+    if (msg.type === "demo") view = analyzer.load_demo();
+    else {
+      // One file at a time into wasm, each buffer dropped once copied: the series is never
+      // held twice.
+      analyzer.begin_load();
+      for (const f of msg.files) {
+        const bytes = new Uint8Array(await f.arrayBuffer());
+        if (id !== runId) return; // a newer load took over (and cleared what was staged)
+        analyzer.stage_file(f.name, bytes);
+      }
+      view = analyzer.load_staged(maxVoxels());
+    }
+    postMessage({ type: "volume", view, id });
     await analyseAll(view, id, Number(msg.batch) || 0);
   } catch (e) {
-    postMessage({ type: "error", message: String(e.message ?? e) });
+    // A run replaced by a newer load fails quietly (its volume is gone); the newer one reports.
+    if (id === null || id === runId) postMessage({ type: "error", message: String(e.message ?? e) });
   }
 };

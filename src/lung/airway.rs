@@ -45,12 +45,12 @@ pub(super) fn remove_airways(m: &mut [u8], vol: &CtVolume) {
         let sl = &mut m[z * n2..(z + 1) * n2];
         let vals = vol.slice(z);
         for ((l, &d), &v) in lumen.iter_mut().zip(sl.iter()).zip(vals) {
-            *l = u8::from(d == 1 && v < AIRWAY_HU);
+            *l = u8::from(d == 1 && f32::from(v) < AIRWAY_HU);
         }
         // Midline of the body on this slice: mean x of its tissue.
         let (mut tx, mut tn) = (0usize, 0usize);
         for (i, &v) in vals.iter().enumerate() {
-            if v >= LUNG_THRESHOLD_HU {
+            if f32::from(v) >= LUNG_THRESHOLD_HU {
                 tx += i % nx;
                 tn += 1;
             }

@@ -12,7 +12,7 @@ use super::morph::{clear_edge_regions, largest_region};
 /// `body` and `region` are scratch.
 pub(super) fn remove_outside_body(
     s: &mut [u8],
-    vals: &[f32],
+    vals: &[i16],
     nx: usize,
     ny: usize,
     (pure, strict_ok): (f32, bool),
@@ -35,11 +35,14 @@ pub(super) fn remove_outside_body(
         .flat_map(|x| [x, (ny - 1) * nx + x])
         .chain((0..ny).flat_map(|y| [y * nx, y * nx + nx - 1]))
         .collect();
-    let air = border.iter().filter(|&&i| vals[i] <= pure).count();
+    let air = border
+        .iter()
+        .filter(|&&i| f32::from(vals[i]) <= pure)
+        .count();
     // Only with HU: on an 8-bit image lung can be as dark as air, and these are crops anyway.
     let inside_fov = strict_ok && air * 2 > border.len();
     clear_edge_regions(body, nx, ny, region, |r| {
-        inside_fov || r.iter().filter(|&&i| vals[i] <= pure).count() * 3 > r.len()
+        inside_fov || r.iter().filter(|&&i| f32::from(vals[i]) <= pure).count() * 3 > r.len()
     });
     // body is now 1 inside (or in a region kept), 0 where outside was removed.
     for (d, &b) in s.iter_mut().zip(body.iter()) {

@@ -109,7 +109,7 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
 fn air_candidates(vol: &CtVolume, threshold: f32) -> Vec<u8> {
     vol.voxels
         .iter()
-        .map(|&v| u8::from(v < threshold))
+        .map(|&v| u8::from(f32::from(v) < threshold))
         .collect()
 }
 
@@ -323,7 +323,10 @@ fn reclaim_shaved_lung(grown: &mut [u8], dark: &[u8], vol: &CtVolume, hu: bool) 
                     }
                 }
             }
-            let pure_air = piece.iter().filter(|&&j| vals[j] <= PURE_AIR_HU).count();
+            let pure_air = piece
+                .iter()
+                .filter(|&&j| f32::from(vals[j]) <= PURE_AIR_HU)
+                .count();
             if tag != 0 && !(hu && pure_air as f64 > RECLAIM_GAS_FRACTION * piece.len() as f64) {
                 for &j in &piece {
                     grown[sl + j] = tag;

@@ -23,7 +23,7 @@ pub(super) fn flood3d(
     from: u8,
     to: u8,
     stack: &mut Vec<usize>,
-    values: &[f32],
+    values: &[i16],
 ) -> Component {
     let [nx, ny, nz] = dims;
     let n2 = nx * ny;
@@ -40,7 +40,7 @@ pub(super) fn flood3d(
     };
     while let Some(i) = stack.pop() {
         c.size += 1;
-        c.pure_air += usize::from(values[i] <= PURE_AIR_HU);
+        c.pure_air += usize::from(f32::from(values[i]) <= PURE_AIR_HU);
         let (x, y, z) = (i % nx, (i / nx) % ny, i / n2);
         c.z_min = c.z_min.min(z);
         c.z_max = c.z_max.max(z);
@@ -254,10 +254,10 @@ pub(super) fn box_max(s: &mut [u8], tmp: &mut [u8], nx: usize, ny: usize, r: usi
 }
 
 /// Otsu's threshold of 0–255 values (between the two modes: air/lung vs tissue).
-pub(super) fn otsu(values: &[f32]) -> f32 {
+pub(super) fn otsu(values: &[i16]) -> f32 {
     let mut hist = [0u64; 256];
     for &v in values {
-        hist[v.round().clamp(0.0, 255.0) as usize] += 1;
+        hist[v.clamp(0, 255) as usize] += 1;
     }
     let total: u64 = hist.iter().sum();
     let sum: f64 = hist

@@ -20,7 +20,7 @@ pub(super) fn split_at_junction(
     let n2 = nx * ny;
     let (mut tx, mut tn) = (0.0f64, 0usize);
     for (i, &v) in vol.voxels.iter().enumerate() {
-        if v >= threshold {
+        if f32::from(v) >= threshold {
             tx += (i % nx) as f64;
             tn += 1;
         }

@@ -34,7 +34,7 @@ pub(crate) fn chest(dims: [usize; 3], x_flip: bool) -> CtVolume {
         [0.0, 0.0, 2.0, 0.0],
     ];
     CtVolume::new(
-        v,
+        v.into_iter().map(crate::volume::quantise).collect(),
         dims,
         [0.7, 0.7, 2.0],
         affine,
@@ -140,7 +140,7 @@ fn anatomy() -> (CtVolume, Vec<u8>) {
         [0.0, 0.0, sz as f64, 0.0],
     ];
     let vol = CtVolume::new(
-        v,
+        v.into_iter().map(crate::volume::quantise).collect(),
         [nx, ny, nz],
         [sx as f64, sx as f64, sz as f64],
         affine,
@@ -366,7 +366,7 @@ fn two_lungs_found_with_vessels_filled_and_sides_from_orientation() {
 fn eight_bit_input_gets_an_approximate_mask() {
     let mut vol = chest([64, 64, 1], false);
     for v in &mut vol.voxels {
-        *v = crate::preprocess::LUNG_WINDOW.to_u8(*v) as f32;
+        *v = i16::from(crate::preprocess::LUNG_WINDOW.to_u8(f32::from(*v)));
     }
     vol.scale = IntensityScale::Display8Bit;
     vol.spacing_known = false;
@@ -402,7 +402,7 @@ fn eight_bit_crop_with_lungs_cut_by_the_edge_keeps_them() {
         [0.0, 0.0, 1.0, 0.0],
     ];
     let mut vol = CtVolume::new(
-        v,
+        v.into_iter().map(crate::volume::quantise).collect(),
         [nx, ny, 1],
         [1.0, 1.0, 1.0],
         affine,
@@ -422,7 +422,7 @@ fn eight_bit_crop_with_lungs_cut_by_the_edge_keeps_them() {
 #[test]
 fn no_air_no_lung() {
     let mut vol = chest([32, 32, 2], false);
-    vol.voxels.iter_mut().for_each(|v| *v = 30.0);
+    vol.voxels.iter_mut().for_each(|v| *v = 30);
     let m = lung_mask(&vol);
     assert_eq!(m.count(RIGHT) + m.count(LEFT), 0);
 }

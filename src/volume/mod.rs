@@ -1,6 +1,6 @@
 //! One canonical CT volume for every input format (DICOM series, NIfTI-1/2, PNG/JPEG).
 //!
-//! Every reader ends in [`CtVolume`]: f32 voxels, dims and spacing read from the data, an affine
+//! Every reader ends in [`CtVolume`]: int16 voxels (HU, or 0–255 grey), dims and spacing read from the data, an affine
 //! from voxel indices to patient coordinates (DICOM LPS, millimetres), an [`IntensityScale`] and
 //! the few metadata a viewer shows. Each format has a `from_bytes` form (the browser hands us
 //! bytes) next to the path helpers (the CLI), so both run the same code.
@@ -21,6 +21,18 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+
+/// A voxel value as stored: rounded to the nearest integer and clamped to int16, non-finite
+/// values as 0. HU are integers in CT files (integer stored values, integer rescale in
+/// practice); a fractional rescale or a float NIfTI loses under half a HU, far below any
+/// threshold here and the 5.9 HU step of the 8-bit lung window the model sees.
+pub fn quantise(v: f32) -> i16 {
+    if v.is_finite() {
+        v.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16
+    } else {
+        0
+    }
+}
 
 /// Default voxel budget: about 1024×1024×2000. Larger volumes are refused before allocation.
 pub const DEFAULT_MAX_VOXELS: u64 = 1024 * 1024 * 2000;
@@ -200,8 +212,10 @@ pub type Affine = [[f64; 4]; 3];
 /// The canonical volume.
 #[derive(Debug, Clone)]
 pub struct CtVolume {
-    /// Voxels, x fastest, then y, then z: index `x + dims[0] * (y + dims[1] * z)`.
-    pub voxels: Vec<f32>,
+    /// Voxels, x fastest, then y, then z: index `x + dims[0] * (y + dims[1] * z)`. HU (or 8-bit
+    /// grey) as int16, see [`quantise`]: half the memory of f32, which is what lets a
+    /// 512²×1500 series fit in a browser tab.
+    pub voxels: Vec<i16>,
     /// [x, y, z] sizes.
     pub dims: [usize; 3],
     /// Voxel size in mm along x, y, z (from the data; see `spacing_known`).
@@ -254,8 +268,8 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Refuse a volume over budget, then reserve its f32 storage without aborting on failure.
-    pub(crate) fn reserve(&self, name: &Path, dims: [u64; 3]) -> Result<Vec<f32>> {
+    /// Refuse a volume over budget, then reserve its int16 storage without aborting on failure.
+    pub(crate) fn reserve(&self, name: &Path, dims: [u64; 3]) -> Result<Vec<i16>> {
         let n = dims[0]
             .checked_mul(dims[1])
             .and_then(|v| v.checked_mul(dims[2]))
@@ -284,7 +298,7 @@ impl Limits {
         let mut v = Vec::new();
         v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
             path: name.to_path_buf(),
-            bytes: n as u64 * 4,
+            bytes: n as u64 * 2,
         })?;
         Ok(v)
     }
@@ -294,7 +308,7 @@ impl CtVolume {
     /// A volume in the file's own axis order (not yet canonicalised), with physical spacing and
     /// no metadata: the readers, the phantom and the tests start here.
     pub fn new(
-        voxels: Vec<f32>,
+        voxels: Vec<i16>,
         dims: [usize; 3],
         spacing_mm: [f64; 3],
         affine: Affine,
@@ -338,7 +352,7 @@ impl CtVolume {
     }
 
     /// The voxels of slice `z`. Panics only on an out-of-range `z` (a caller bug, not input).
-    pub fn slice(&self, z: usize) -> &[f32] {
+    pub fn slice(&self, z: usize) -> &[i16] {
         let n = self.slice_len();
         &self.voxels[z * n..(z + 1) * n]
     }
@@ -359,9 +373,12 @@ impl CtVolume {
         let (lo, hi) = self
             .voxels
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
+            .fold((i16::MAX, i16::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = if self.voxels.is_empty() {
+            (f32::INFINITY, f32::NEG_INFINITY)
+        } else {
+            (lo as f32, hi as f32)
+        };
         VolumeInfo {
             kind: self.kind,
             dims: self.dims,
@@ -715,7 +732,7 @@ mod tests {
             [0.0, 0.0, 0.8, -3.0],
             [2.0, 0.0, 0.0, 100.0],
         ];
-        let voxels: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let voxels: Vec<i16> = (0..24).collect();
         let vol = CtVolume::new(
             voxels.clone(),
             dims,

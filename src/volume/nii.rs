@@ -14,7 +14,7 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 use nifti::{InMemNiftiObject, NiftiHeader, NiftiObject, NiftiType};
 
-use super::{Affine, AxisMap, CtVolume, InputKind, IntensityScale, Limits, VolumeMeta};
+use super::{Affine, AxisMap, CtVolume, InputKind, IntensityScale, Limits, VolumeMeta, quantise};
 use crate::alloc_cap::{reader_budget, with_budget};
 use crate::error::{Error, Result};
 
@@ -72,12 +72,8 @@ pub fn from_bytes(name: &Path, bytes: &[u8], limits: &Limits) -> Result<CtVolume
         ));
     }
     let (spacing, affine) = spacing_and_affine(&header, &mut warnings);
-    let (lo, _) = out
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
-            (l.min(v), h.max(v))
-        });
-    if lo > -500.0 {
+    let lo = out.iter().copied().min().unwrap_or(0);
+    if lo > -500 {
         warnings.push(
             "values never go below −500: this may not be a CT in Hounsfield units (a label \
              map or an MR?)"
@@ -193,7 +189,7 @@ fn read_voxels(
     header: &NiftiHeader,
     (total, n): (u64, usize),
     datatype: NiftiType,
-    out: &mut Vec<f32>,
+    out: &mut Vec<i16>,
 ) -> Result<NiftiHeader> {
     // A forged offset would otherwise size the buffer below (found by fuzzing).
     if !(header.vox_offset.is_finite() && (0.0..=(1u64 << 30) as f32).contains(&header.vox_offset))
@@ -232,11 +228,9 @@ fn read_voxels(
     let rescale = slope.is_finite() && slope != 0.0 && (slope != 1.0 || inter != 0.0);
     let raw = obj.volume().raw_data();
     let le = header.endianness == nifti::Endianness::Little;
-    decode_voxels(raw, datatype, le, n, out).map_err(|e| nifti_err(name, e))?;
-    for v in out.iter_mut() {
-        let x = if rescale { *v * slope + inter } else { *v };
-        *v = if x.is_finite() { x } else { 0.0 };
-    }
+    let value = |v: f32| quantise(if rescale { v * slope + inter } else { v });
+    decode_voxels(raw, datatype, le, n, &mut |v| out.push(value(v)))
+        .map_err(|e| nifti_err(name, e))?;
     Ok(header)
 }
 
@@ -266,13 +260,13 @@ fn spacing_and_affine(header: &NiftiHeader, warnings: &mut Vec<String>) -> ([f64
     (spacing, affine)
 }
 
-/// Append the first `n` voxels of `raw` (of `datatype`) to `out` as f32.
+/// Hand the first `n` voxels of `raw` (of `datatype`) to `out` as f32, in order.
 fn decode_voxels(
     raw: &[u8],
     datatype: NiftiType,
     little_endian: bool,
     n: usize,
-    out: &mut Vec<f32>,
+    out: &mut dyn FnMut(f32),
 ) -> std::result::Result<(), String> {
     let size = datatype.size_of();
     if raw.len() < n * size {
@@ -292,7 +286,7 @@ fn decode_voxels(
                 } else {
                     <$t>::from_be_bytes(b)
                 };
-                out.push(v as f32);
+                out(v as f32);
             }
         }};
     }
@@ -446,12 +440,7 @@ pub fn write_labels_nii_gz(vol: &CtVolume, labels: &[u8], description: &str) -> 
 
 /// Serialise the volume's voxels as int16 HU (the benchmark's synthetic NIfTI input).
 pub fn write_hu_nii(vol: &CtVolume, gzip: bool) -> Result<Vec<u8>> {
-    let hu: Vec<i16> = vol
-        .voxels
-        .iter()
-        .map(|&v| v.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16)
-        .collect();
-    let hu = vol.axis_map.to_input(&hu);
+    let hu = vol.axis_map.to_input(&vol.voxels);
     let mut bytes = Vec::with_capacity(hu.len() * 2);
     for v in hu {
         bytes.extend_from_slice(&v.to_le_bytes());
@@ -582,7 +571,7 @@ mod tests {
             [0.0, 0.0, 2.5, 30.0],
         ];
         CtVolume::new(
-            (0..24).map(|v| v as f32 * 10.0 - 1000.0).collect(),
+            (0..24).map(|v| v * 10 - 1000).collect(),
             dims,
             [0.7, 0.7, 2.5],
             affine,

@@ -16,7 +16,7 @@ pub fn from_bytes(name: &Path, bytes: &[u8]) -> Result<CtVolume> {
         [0.0, 0.0, 1.0, 0.0],
     ];
     Ok(CtVolume {
-        voxels: grey.pixels.iter().map(|&p| p as f32).collect(),
+        voxels: grey.pixels.iter().map(|&p| i16::from(p)).collect(),
         dims,
         spacing_mm: [1.0, 1.0, 1.0],
         spacing_known: false,

@@ -66,6 +66,13 @@ function hasUid(buf, uid) {
 }
 const overlays = {};
 
+/** Wait for the page's `n`-th finished analysis and for its canvas to show the current slice
+ * as analysed (the page asks the worker for the pixels it draws). */
+async function analysed(page, n, timeout) {
+  await page.waitForSelector(`body[data-analyses='${n}']`, { timeout });
+  await page.waitForSelector("body[data-drawn='1']", { timeout: 60000 });
+}
+
 async function runMode(mode) {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "ctscreen-chromium-"));
   const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -92,7 +99,7 @@ async function runMode(mode) {
   // a. A MedSeg slice: probabilities shown, overlay overlaps the expert mask.
   const tAnalysis = Date.now();
   await page.setInputFiles("#file", slice);
-  await page.waitForSelector("body[data-analyses='1']", { timeout: 180000 });
+  await analysed(page, 1, 180000);
   const p = Number(await page.textContent("#pcovid"));
   check(`${mode}: p(COVID-19) shown in [0,1]`, p >= 0 && p <= 1, `got ${p}`);
   const maskB64 = fs.readFileSync(maskPath).toString("base64");
@@ -131,7 +138,7 @@ async function runMode(mode) {
   }
   await page.screenshot({ path: path.join(outDir, `${mode}-bad-file.png`), fullPage: true });
   await page.setInputFiles("#file", slice);
-  await page.waitForSelector("body[data-analyses='2']", { timeout: 180000 });
+  await analysed(page, 2, 180000);
   check(`${mode}: a good file still works after bad ones`, await page.isHidden("#error"));
 
   // A real DICOM series (20 slices, JPEG 2000): scrolling, report vs CLI, NIfTI export. On the
@@ -143,7 +150,7 @@ async function runMode(mode) {
   check(`${mode}: the 20-file JPEG 2000 series loads as 20 slices, not labelled synthetic`,
     (await page.evaluate(() => document.body.dataset.slices)) === "20" && await page.isHidden("#synthetic"));
   if (!full) await page.click("#cancel");
-  await page.waitForSelector("body[data-analyses='3']", { timeout: 300000 });
+  await analysed(page, 3, 300000);
   if (full) {
     // Coarse to fine: an estimate marked provisional came before the final one, which is not.
     const seen = Number(await page.evaluate(() => document.body.dataset.provisionalSeen || 0));
@@ -212,7 +219,7 @@ async function runMode(mode) {
   if (cliSbu && full) {
     // A COVID-19 chest slice with lesions: the page's report equals the CLI's.
     await page.setInputFiles("#file", sbuSlice);
-    await page.waitForSelector(`body[data-analyses='${++analyses}']`, { timeout: 300000 });
+    await analysed(page, ++analyses, 300000);
     const [d] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-json")]);
     const r = JSON.parse(fs.readFileSync(await d.path(), "utf8"));
     const rel = (a, b) => Math.abs(a - b) / Math.max(1e-9, Math.abs(b));
@@ -250,13 +257,13 @@ async function runMode(mode) {
     await page.waitForFunction((k) => document.body.dataset.slices === "32" && Number(document.body.dataset.provisionalSeen || 0) > k, seenBefore, { timeout: 600000 });
     const shown = await page.isVisible("#provisional") && (await page.textContent("#provisional")).startsWith("Provisional");
     await page.click("#cancel");
-    await page.waitForSelector(`body[data-analyses='${++analyses}']`, { timeout: 300000 });
+    await analysed(page, ++analyses, 300000);
     const label = await page.textContent("#provisional");
     const done = Number(await page.evaluate(() => document.body.dataset.done));
     check(`${mode}: a provisional report shows after the first pass, then the final one says what it rests on (${done} of 32; "${label.slice(0, 40)}")`,
       shown && done >= 8 && done < 32 && label.startsWith("Partial: cancelled after"));
   } else {
-    await page.waitForSelector(`body[data-analyses='${++analyses}']`, { timeout: 300000 });
+    await analysed(page, ++analyses, 300000);
   }
   check(`${mode}: demo runs and is labelled synthetic`, await page.isVisible("#synthetic"));
   await page.screenshot({ path: path.join(outDir, `${mode}-demo.png`), fullPage: true });
@@ -269,10 +276,10 @@ async function runMode(mode) {
   const findings = ["dicom-oom-422b-takes-1gb.dcm", "dicom-oom-424b-takes-4gb.dcm", "dicom-oom-unknown-vr-4gb.dcm"]
     .map((f) => path.join(findingsDir, f));
   await page.setInputFiles("#file", lidc);
-  await page.waitForSelector(`body[data-analyses='${++analyses}']`, { timeout: 300000 });
+  await analysed(page, ++analyses, 300000);
   const memClean = Number(await page.evaluate(() => document.body.dataset.wasmMem || 0));
   await page.setInputFiles("#file", [...lidc, ...findings]);
-  await page.waitForSelector(`body[data-analyses='${++analyses}']`, { timeout: 300000 });
+  await analysed(page, ++analyses, 300000);
   const memDamaged = Number(await page.evaluate(() => document.body.dataset.wasmMem || 0));
   const shownSkipped = Number(await page.evaluate(() => document.body.dataset.skipped || 0));
   const warningsText = await page.textContent("#warnings");
@@ -297,7 +304,7 @@ async function runMode(mode) {
   check(`${mode}: the offline page is served by the service worker`,
     await page.evaluate(() => navigator.serviceWorker.controller !== null));
   await page.setInputFiles("#file", slice);
-  await page.waitForSelector("body[data-analyses='1']", { timeout: 180000 });
+  await analysed(page, 1, 180000);
   const pOffline = Number(await page.textContent("#pcovid"));
   const cacheKeys = await page.evaluate(() => caches.keys());
   check(`${mode}: one service-worker cache, named by the build hash`,
@@ -333,7 +340,7 @@ async function runPool() {
       await page.waitForFunction((k) => Number(document.body.dataset.done || 0) >= k, cancelAfter, { timeout: 300000 });
       await page.click("#cancel");
     }
-    await page.waitForSelector("body[data-analyses='1']", { timeout: 600000 });
+    await analysed(page, 1, 600000);
     const state = await page.evaluate(() => ({ ...document.body.dataset }));
     if (cancelAfter) return { info, state };
     const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-mask")]);

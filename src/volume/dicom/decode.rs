@@ -13,6 +13,7 @@ use super::header::{SliceHeader, int, text};
 use super::{AIR_HU, dicom_err};
 use crate::alloc_cap::{reader_budget, with_budget};
 use crate::error::{Error, Result};
+use crate::volume::quantise;
 
 /// Files stripped to a minimal header (anonymisers, research exports) can lack attributes the
 /// pixel decoder requires but whose value is implied by the others; fill them in.
@@ -59,7 +60,7 @@ pub(super) fn decode_into(
     bytes: &[u8],
     h: &SliceHeader,
     frames: u32,
-    out: &mut Vec<f32>,
+    out: &mut Vec<i16>,
 ) -> Result<()> {
     let unsupported = || Error::UnsupportedTransferSyntax {
         path: name.to_path_buf(),
@@ -110,11 +111,11 @@ pub(super) fn decode_into(
                 return Err(dicom_err(name, "pixel data shorter than Rows×Columns"));
             }
             out.extend(frame[..n].iter().map(|&v| {
-                if !v.is_finite() || Some(v) == pad_hu || v < AIR_HU {
+                quantise(if !v.is_finite() || Some(v) == pad_hu || v < AIR_HU {
                     AIR_HU
                 } else {
                     v
-                }
+                })
             }));
         }
         Ok(())

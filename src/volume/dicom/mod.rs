@@ -414,7 +414,7 @@ fn decode_slices(
     files: Vec<(PathBuf, Vec<u8>)>,
     slices: &[SliceHeader],
     multi_frame: bool,
-    voxels: &mut Vec<f32>,
+    voxels: &mut Vec<i16>,
 ) -> Result<Decoded> {
     let mut files: Vec<Option<(PathBuf, Vec<u8>)>> = files.into_iter().map(Some).collect();
     let mut sop_uids = Vec::with_capacity(slices.len());
@@ -530,8 +530,8 @@ mod tests {
             "{:?}",
             back.spacing_mm
         );
-        for (a, b) in back.voxels.iter().zip(&vol.voxels) {
-            assert!((a - b.round().max(AIR_HU)).abs() < 1e-3, "{a} vs {b}");
+        for (&a, &b) in back.voxels.iter().zip(&vol.voxels) {
+            assert_eq!(f32::from(a), f32::from(b).max(AIR_HU), "{a} vs {b}");
         }
         for r in 0..3 {
             for c in 0..4 {

@@ -28,11 +28,7 @@ pub fn write_series(vol: &CtVolume, series_uid: &str) -> Result<Vec<(PathBuf, Ve
     for z in 0..nz {
         let sop = format!("{series_uid}.{}", z + 1);
         let pos: Vec<f64> = (0..3).map(|r| a[r][2] * z as f64 + a[r][3]).collect();
-        let pixels: Vec<i16> = vol
-            .slice(z)
-            .iter()
-            .map(|&v| v.round().clamp(-32768.0, 32767.0) as i16)
-            .collect();
+        let pixels = vol.slice(z);
         let obj = InMemDicomObject::from_element_iter([
             DataElement::new(tags::SOP_CLASS_UID, VR::UI, CT_IMAGE_STORAGE),
             DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, sop.as_str()),
