@@ -77,8 +77,10 @@ pub enum Error {
     Nifti { path: PathBuf, reason: String },
     /// The declared volume is over the voxel budget; nothing was allocated.
     #[error(
-        "{path} declares {voxels} voxels, more than the limit of {budget}; \
-         crop or downsample the volume first"
+        "{path} declares {voxels} voxels ({} MB in memory), more than the {budget} this \
+         machine can hold; export fewer slices (the chest only) or a thicker reconstruction \
+         (e.g. 1.25 mm instead of 0.625 mm), or crop or downsample the volume first",
+        .voxels.saturating_mul(2) / 1_000_000
     )]
     TooLarge {
         path: PathBuf,

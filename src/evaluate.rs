@@ -458,6 +458,7 @@ pub fn real_ct_case(
         model,
         device,
         vol,
+        &lung,
         &frame,
         size,
         ood_threshold,

@@ -8,7 +8,7 @@
 use crate::inference::SlicePrediction;
 use crate::lung::LungMask;
 use crate::preprocess::{GreyImage, LUNG_WINDOW, Letterbox, Window, slice_to_grey, to_model_grid};
-use crate::slices::SliceResult;
+use crate::slices::{SliceResult, model_slices};
 use crate::volume::{CtVolume, IntensityScale};
 
 /// How every slice of one volume is framed for the model: the same crop box for all slices (so
@@ -141,7 +141,7 @@ pub fn finish_slice(
     };
     SliceResult {
         z: input.z,
-        p_covid: pred.p_covid(),
+        p_covid: Some(pred.p_covid()),
         classes,
         recon_mse: pred.recon_mse,
         ood: match (pred.recon_mse, ood_threshold) {
@@ -152,14 +152,16 @@ pub fn finish_slice(
     }
 }
 
-/// Run the model over every slice of `vol` (native: synchronous readback), `batch` slices at a
-/// time. `progress(done, total)` is called after each batch.
+/// Run the model over the slices of `vol` that show lung ([`model_slices`]; native:
+/// synchronous readback), `batch` slices at a time; the others get a result without the model.
+/// `progress(done, total)` is called after each batch, over the slices the model runs on.
 #[cfg(not(target_family = "wasm"))]
 #[allow(clippy::too_many_arguments)]
 pub fn analyze_volume(
     model: &crate::model::MultiTaskModel,
     device: &burn::prelude::Device,
     vol: &CtVolume,
+    lung: &LungMask,
     frame: &InputFrame,
     size: usize,
     ood_threshold: Option<f32>,
@@ -167,18 +169,21 @@ pub fn analyze_volume(
     mut progress: impl FnMut(usize, usize),
 ) -> crate::error::Result<Vec<SliceResult>> {
     let nz = vol.dims[2];
-    let mut out = Vec::with_capacity(nz);
-    let batch = batch.max(1);
-    for start in (0..nz).step_by(batch) {
-        let inputs: Vec<SliceInput> = (start..(start + batch).min(nz))
-            .map(|z| prepare_slice(vol, frame, z, size))
+    let zs = model_slices(vol, lung);
+    let mut out: Vec<SliceResult> = (0..nz).map(SliceResult::without_model).collect();
+    let mut done = 0;
+    for part in zs.chunks(batch.max(1)) {
+        let inputs: Vec<SliceInput> = part
+            .iter()
+            .map(|&z| prepare_slice(vol, frame, z, size))
             .collect();
         let grids: Vec<&[f32]> = inputs.iter().map(|i| i.grid.as_slice()).collect();
         let preds = crate::inference::predict(model, &grids, size, true, device)?;
         for (p, i) in preds.iter().zip(&inputs) {
-            out.push(finish_slice(p, i, ood_threshold));
+            out[i.z] = finish_slice(p, i, ood_threshold);
         }
-        progress(out.len(), nz);
+        done += part.len();
+        progress(done, zs.len());
     }
     Ok(out)
 }

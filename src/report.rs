@@ -112,7 +112,9 @@ pub struct SliceReport {
     pub z: usize,
     /// Patient z (mm) of the slice centre, when the spacing is physical.
     pub position_mm: Option<f64>,
-    pub p_covid: f32,
+    /// The slice classifier's p; null on a slice without any lung voxel, where the model is not
+    /// run (`slices::model_slices`).
+    pub p_covid: Option<f32>,
     /// Whether the slice shows lung (at least [`crate::slices::MIN_LUNG_SHARE`] of its area); slices without
     /// lung take no part in the patient-level probability.
     pub lung: bool,
@@ -237,7 +239,10 @@ pub fn build(
     } else if only_lung_bases(vol, &slice_reports) {
         warnings.push(LUNG_BASES_WARNING.into());
     }
-    let ps: Vec<f64> = basis.iter().map(|s| s.p_covid as f64).collect();
+    let ps: Vec<f64> = basis
+        .iter()
+        .filter_map(|s| s.p_covid.map(f64::from))
+        .collect();
     let p_covid_classifier = lung_found.then(|| PATIENT_RULE.apply(&ps));
     let one_slice = vol.dims[2] == 1;
     let complete = one_slice || !lung_cut_by_scan_end(&lung_px_per_slice(vol, lung));
@@ -468,7 +473,7 @@ mod tests {
             }
             slices.push(SliceResult {
                 z,
-                p_covid: z as f32 / 4.0,
+                p_covid: Some(z as f32 / 4.0),
                 classes,
                 recon_mse: Some(0.01),
                 ood: Some(z == 4),
@@ -563,7 +568,7 @@ mod tests {
         let slices: Vec<SliceResult> = (0..10)
             .map(|z| SliceResult {
                 z,
-                p_covid: 0.5,
+                p_covid: Some(0.5),
                 classes: vec![0; n2],
                 recon_mse: None,
                 ood: None,

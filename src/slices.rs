@@ -13,14 +13,46 @@ pub const MIN_LUNG_SHARE: f64 = 0.01;
 #[derive(Debug, Clone)]
 pub struct SliceResult {
     pub z: usize,
-    pub p_covid: f32,
-    /// Per-pixel class on the slice grid: 0 background, 1 GGO, 2 consolidation.
+    /// The classifier's p; `None` where the model was not run ([`model_slices`]).
+    pub p_covid: Option<f32>,
+    /// Per-pixel class on the slice grid: 0 background, 1 GGO, 2 consolidation; empty where
+    /// the model was not run.
     pub classes: Vec<u8>,
     pub recon_mse: Option<f32>,
     pub ood: Option<bool>,
     /// The slice's lung and lesion pixel counts under the lesion rule, when already worked
     /// out (the browser does it per slice for the viewer); the report computes them if not.
     pub counts: Option<SliceCounts>,
+}
+
+impl SliceResult {
+    /// A slice the model is not run on (no lung voxel, see [`model_slices`]): no p, no lesion.
+    pub fn without_model(z: usize) -> Self {
+        SliceResult {
+            z,
+            p_covid: None,
+            classes: Vec::new(),
+            recon_mse: None,
+            ood: None,
+            counts: None,
+        }
+    }
+}
+
+/// The slices the model runs on, ascending: those with any lung voxel. No lesion can count on
+/// the others (the lesion rule keeps lesions inside a slice's lung or its envelope, and a slice
+/// without lung has neither), so skipping them changes no figure of the report, and on a
+/// whole-body CT most slices need no model. A volume without any lung runs every slice: the
+/// reconstruction's out-of-distribution check then says what the input looks like.
+pub fn model_slices(vol: &CtVolume, lung: &LungMask) -> Vec<usize> {
+    let with_lung: Vec<usize> = (0..vol.dims[2])
+        .filter(|&z| lung.slice(vol, z).iter().any(|&l| l != 0))
+        .collect();
+    if with_lung.is_empty() {
+        (0..vol.dims[2]).collect()
+    } else {
+        with_lung
+    }
 }
 
 /// Pixels of one slice by lung side and lesion type, after the lesion rule
@@ -92,6 +124,10 @@ const LESION_HU_RADIUS: usize = 2;
 /// classes that count. The report, the overlay and every export go through this one function.
 pub fn slice_in_lung(vol: &CtVolume, lung: &LungMask, s: &SliceResult) -> (Vec<u8>, Vec<u8>) {
     let [nx, ny, _] = vol.dims;
+    if s.classes.is_empty() {
+        // Not run through the model: its lung as it is, no lesion.
+        return (lung.slice(vol, s.z).to_vec(), vec![0; nx * ny]);
+    }
     let (lung_slice, mut classes) = lesions_in_lung(
         lung.slice(vol, s.z),
         &s.classes,

@@ -54,7 +54,7 @@ pub struct SliceView {
     #[serde(with = "serde_bytes")]
     pub recon: Vec<u8>,
     pub size: usize,
-    pub p_covid: f32,
+    pub p_covid: Option<f32>,
     pub lesion_px: usize,
     pub recon_mse: Option<f32>,
     pub ood: Option<bool>,
@@ -224,6 +224,52 @@ impl Analyzer {
         };
         let vol = load_bytes(files, &limits).map_err(js)?;
         self.set_volume(name, vol, t0)
+    }
+
+    /// Which slices the model runs on: those with lung (`slices::model_slices`, computing the
+    /// lung mask), ascending, as `{run: [z…], skipped: [slice view…]}`. The others are stored
+    /// as analysed without the model now (no p, no lesion) and come back as their views.
+    pub fn plan_slices(&mut self) -> Result<JsValue, JsError> {
+        let run: Vec<usize> = {
+            let (cur, lung) = self.current_with_lung()?;
+            crate::slices::model_slices(&cur.volume, lung)
+        };
+        let size = self.config.input_size;
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let mut skipped = Vec::new();
+        let mut k = 0;
+        for z in 0..cur.volume.dims[2] {
+            if run.get(k) == Some(&z) {
+                k += 1;
+                continue;
+            }
+            let mut r = SliceResult::without_model(z);
+            r.counts = Some(SliceCounts::default());
+            if let Err(i) = cur.results.binary_search_by_key(&z, |r| r.z) {
+                cur.results.insert(i, r);
+            }
+            skipped.push(SliceView {
+                z,
+                has_lung: false,
+                recon: Vec::new(),
+                size,
+                p_covid: None,
+                lesion_px: 0,
+                recon_mse: None,
+                ood: None,
+                backend: String::new(),
+                ms: 0.0,
+            });
+        }
+        #[derive(Serialize)]
+        struct Plan {
+            run: Vec<usize>,
+            skipped: Vec<SliceView>,
+        }
+        serde_wasm_bindgen::to_value(&Plan { run, skipped }).map_err(js)
     }
 
     /// The stored values (int16 HU, or 0–255 for 8-bit input) of slice `z`, `[y][x]`, for

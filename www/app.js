@@ -96,6 +96,7 @@ export function startApp(doc) {
       ui.progress.max = nz; ui.progress.value = 0;
       ui.status.textContent = `Loaded ${v.name}: ${nx}×${ny}×${nz} (${v.info.kind}) in ${v.load_ms.toFixed(0)} ms. Analysing…`;
       doc.body.dataset.slices = String(nz);
+      doc.body.dataset.run = String(nz); // slices the model runs on, until the plan says fewer
       doc.body.dataset.done = "0";
       render();
     } else if (msg.type === "slice") {
@@ -111,11 +112,20 @@ export function startApp(doc) {
       // Rate and time left from the slices so far (the first slice includes warm-up).
       const rate = msg.done / Math.max(1e-3, msg.elapsedMs / 1000);
       const left = (msg.total - msg.done) / Math.max(1e-6, rate);
-      ui.progressText.textContent = `${msg.done} / ${msg.total} slices · ${rate.toFixed(1)} slices/s · about ${Math.ceil(left)} s left`;
+      ui.progressText.textContent = `${msg.done} / ${msg.total} slices with lung${vol.skipped ? ` (${vol.skipped} without lung need no model)` : ""} · ${rate.toFixed(1)} slices/s · about ${Math.ceil(left)} s left`;
       doc.body.dataset.done = String(msg.done);
       if (msg.gpuError) backendInfo = `${msg.slice.backend} (${msg.gpuError})`;
       if (msg.slice.z === vol.z || msg.done === 1) render();
       else drawStrip(ui.strip, vol.slices, vol.z);
+    } else if (msg.type === "skipped") {
+      // Slices without lung: analysed without the model (no p, no lesion); the progress counts
+      // the rest.
+      if (!vol) return;
+      for (const s of msg.slices) vol.slices[s.z] = s;
+      vol.skipped = msg.slices.length;
+      ui.progress.max = msg.run;
+      doc.body.dataset.run = String(msg.run);
+      drawStrip(ui.strip, vol.slices, vol.z);
     } else if (msg.type === "view") {
       if (!vol || msg.id !== vol.id) return;
       vol.asked.delete(msg.z);
@@ -228,7 +238,7 @@ export function startApp(doc) {
     ui.wlText.textContent = vol.info.hu ? `W ${Math.round(vol.win.width)} / L ${Math.round(vol.win.level)}` : "8-bit image (no HU)";
     ui.sliceResult.textContent = s
       ? (s.has_lung
-        ? `lesion ${s.lesion_px} px (${(100 * s.lesion_px / (nx * ny)).toFixed(1)} % of the slice) · classifier p(COVID-19) ${s.p_covid.toFixed(2)}`
+        ? `lesion ${s.lesion_px} px (${(100 * s.lesion_px / (nx * ny)).toFixed(1)} % of the slice) · classifier p(COVID-19) ${(s.p_covid ?? 0).toFixed(2)}`
         : "no lung on this slice (not counted)") + (s.ood ? " · out of distribution" : "")
       : "not analysed yet";
     drawStrip(ui.strip, vol.slices, z);

@@ -73,7 +73,8 @@ export function drawRgba(canvas, rgba, width, height) {
 /**
  * Per-slice p(COVID-19) as bars, the current slice marked, OOD slices hatched orange.
  * @param {HTMLCanvasElement} canvas
- * @param {Array<{p_covid:number, ood:boolean|null}|undefined>} slices indexed by z
+ * @param {Array<{p_covid:number|null, ood:boolean|null}|undefined>} slices indexed by z (p null:
+ *   no lung, the model was not run)
  * @param {number} current
  */
 export function drawStrip(canvas, slices, current) {
@@ -85,7 +86,7 @@ export function drawStrip(canvas, slices, current) {
   for (let z = 0; z < slices.length; z++) {
     const s = slices[z];
     if (!s) continue;
-    const bh = Math.max(1, s.p_covid * (h - 2));
+    const bh = Math.max(1, (s.p_covid ?? 0) * (h - 2));
     // Slices without lung take no part in the patient-level estimate: grey.
     ctx.fillStyle = s.has_lung === false ? "#555" : s.ood ? "#ff9800" : s.p_covid > 0.5 ? "#e57373" : "#81c784";
     ctx.fillRect(z * bw, h - bh, Math.max(1, bw - 0.5), bh);

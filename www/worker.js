@@ -163,9 +163,14 @@ async function runPooled(zs, id, progress, onDone) {
  */
 async function analyseAll(view, id, batchParam) {
   const nz = view.info.dims[2];
-  const progress = { done: 0, total: nz, t0: performance.now() };
-  const passes = coarseToFine(nz, firstStep(nz));
-  const provisional = () => postMessage({ type: "report", report: timed(progress, "provisionalMs", () => analyzer.report()), provisional: true, done: progress.done, total: nz, ms: performance.now() - progress.t0, backend: analyzer.backend() });
+  const t0 = performance.now();
+  // Slices without lung never reach the model (a whole-body CT: most of them); the plan
+  // computes the lung mask, which every slice needs anyway.
+  const plan = analyzer.plan_slices();
+  if (plan.skipped.length) postMessage({ type: "skipped", slices: plan.skipped, run: plan.run.length });
+  const progress = { done: 0, total: plan.run.length, t0 };
+  const passes = coarseToFine(plan.run.length, firstStep(plan.run.length)).map((pass) => pass.map((k) => plan.run[k]));
+  const provisional = () => postMessage({ type: "report", report: timed(progress, "provisionalMs", () => analyzer.report()), provisional: true, done: progress.done, total: progress.total, ms: performance.now() - progress.t0, backend: analyzer.backend() });
   for (let p = 0; p < passes.length && id === runId; p++) {
     // The CPU pool (started at load on the CPU path, or here after a GPU failure).
     const usePool = analyzer.backend() !== "webgpu" && await startPool(0);
@@ -189,7 +194,7 @@ async function analyseAll(view, id, batchParam) {
   const tReport = performance.now();
   const report = analyzer.report(); // includes the lung mask, computed here on first use
   const reportMs = performance.now() - tReport;
-  postMessage({ type: "report", report, cancelled, done: progress.done, total: nz, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0,
+  postMessage({ type: "report", report, cancelled, done: progress.done, total: progress.total, skipped: plan.skipped.length, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0,
     // This worker's wasm memory (it never shrinks): the browser tests bound what a damaged file may add.
     memBytes: wasm?.memory?.buffer?.byteLength ?? null,
     ownerMs: { prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });

@@ -93,14 +93,15 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
     if kept.is_empty() {
         return empty(vec![0u8; dark.len()]);
     }
-    let mut grown = grow_back(&mut core, &dark, vol, &kept, r_open);
-    drop(core);
-    reclaim_shaved_lung(&mut grown, &dark, vol, hu);
-    let mut labels = vec![0u8; dark.len()];
-    sides::split_at_junction(&grown, &mut labels, vol, threshold, kept.len(), &|i| {
+    // One volume-sized buffer goes from core to grown lungs to side labels, in place, and
+    // `dark` goes once read: two bytes a voxel at most beside the volume (a 512²×1500 series
+    // in a browser tab is what this is for).
+    let mut labels = grow_back(core, &dark, vol, &kept, r_open);
+    reclaim_shaved_lung(&mut labels, &dark, vol, hu);
+    drop(dark);
+    sides::split_at_junction(&mut labels, vol, threshold, kept.len(), &|i| {
         patient_x(vol, i)
     });
-    drop(grown);
     close_and_fill_sides(&mut labels, vol);
     empty(labels)
 }
@@ -230,9 +231,10 @@ fn select_lungs(comps: &[Component], vol: &CtVolume) -> Vec<Component> {
 }
 
 /// The kept cores tagged 10, 11, … and grown back by the opening radius inside the dark voxels
-/// (the opening's dilation, restricted to the kept components). 0 elsewhere.
+/// (the opening's dilation, restricted to the kept components). 0 elsewhere. Takes `core`'s
+/// buffer for the result.
 fn grow_back(
-    core: &mut [u8],
+    mut core: Vec<u8>,
     dark: &[u8],
     vol: &CtVolume,
     kept: &[Component],
@@ -243,7 +245,7 @@ fn grow_back(
     let mut stack = Vec::new();
     for (k, c) in kept.iter().enumerate() {
         flood3d(
-            core,
+            &mut core,
             vol.dims,
             c.seed,
             2,
@@ -252,15 +254,21 @@ fn grow_back(
             &vol.voxels,
         );
     }
-    let mut grown = vec![0u8; dark.len()];
+    // In place, slice by slice: the slice's core is copied out and the slice cleared, then
+    // each tag grows into it (the growth is in-plane, so no other slice is read). Earlier tags
+    // win where two meet.
+    let mut grown = core;
+    let mut core_sl = vec![0u8; n2];
     let mut side = vec![0u8; n2];
     let mut scratch = vec![0u8; n2];
-    for (k, _) in kept.iter().enumerate() {
-        let tag = 10 + k as u8;
-        for z in 0..nz {
-            let sl = z * n2..(z + 1) * n2;
+    for z in 0..nz {
+        let sl = z * n2..(z + 1) * n2;
+        core_sl.copy_from_slice(&grown[sl.clone()]);
+        grown[sl.clone()].fill(0);
+        for k in 0..kept.len() {
+            let tag = 10 + k as u8;
             let mut any = false;
-            for (s, &c) in side.iter_mut().zip(&core[sl.clone()]) {
+            for (s, &c) in side.iter_mut().zip(&core_sl) {
                 *s = u8::from(c == tag);
                 any |= *s == 1;
             }
@@ -270,7 +278,11 @@ fn grow_back(
             if r_open > 0 {
                 box_max(&mut side, &mut scratch, nx, ny, r_open, 0);
             }
-            for ((g, &s), &d) in grown[sl.clone()].iter_mut().zip(&side).zip(&dark[sl]) {
+            for ((g, &s), &d) in grown[sl.clone()]
+                .iter_mut()
+                .zip(&side)
+                .zip(&dark[sl.clone()])
+            {
                 if s == 1 && d == 1 && *g == 0 {
                     *g = tag;
                 }

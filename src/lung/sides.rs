@@ -3,13 +3,13 @@
 use super::{LEFT, RIGHT};
 use crate::volume::CtVolume;
 
-/// Left or right for each kept piece of lung (`grown` holds tags 10, 11, …), slice by slice,
+/// Left or right for each kept piece of lung (`labels` holds tags 10, 11, … on entry, the side
+/// labels on return), slice by slice,
 /// around the body's midline (mean x of its tissue): a piece on one side of the midline is that
 /// side's; a piece holding both lungs (joined at the anterior or posterior junction, or through
 /// the carina) is split where the fewest of its voxels cross a column near the midline — the
 /// junction line — rather than at one fixed x for the whole volume.
 pub(super) fn split_at_junction(
-    grown: &[u8],
     labels: &mut [u8],
     vol: &CtVolume,
     threshold: f32,
@@ -35,7 +35,7 @@ pub(super) fn split_at_junction(
     let mut cols = vec![0usize; nx];
     for tag in (10..).take(pieces) {
         for z in 0..nz {
-            let sl = &grown[z * n2..(z + 1) * n2];
+            let sl = &labels[z * n2..(z + 1) * n2];
             cols.iter_mut().for_each(|v| *v = 0);
             let mut any = false;
             for (i, &v) in sl.iter().enumerate() {
@@ -63,10 +63,11 @@ pub(super) fn split_at_junction(
                 }
             }
             let split_x = patient_x(z * n2 + (ny / 2) * nx + split);
-            for (j, &v) in sl.iter().enumerate() {
-                if v == tag {
-                    let i = z * n2 + j;
-                    // LPS: larger x is the patient's left.
+            for j in 0..n2 {
+                let i = z * n2 + j;
+                if labels[i] == tag {
+                    // LPS: larger x is the patient's left. In place: the side labels (1, 2)
+                    // are never a tag (10, 11, …), so later tags read only their own voxels.
                     labels[i] = if patient_x(i) > split_x { LEFT } else { RIGHT };
                 }
             }

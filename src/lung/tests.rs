@@ -267,7 +267,7 @@ fn consolidation_at_the_pleura_counts_as_lung_and_lesion_lesions_outside_are_dro
     let slices: Vec<SliceResult> = (0..nz)
         .map(|z| SliceResult {
             z,
-            p_covid: 0.9,
+            p_covid: Some(0.9),
             classes: (0..n2)
                 .map(|j| match truth[z * n2 + j] {
                     T_PATCH => 2,

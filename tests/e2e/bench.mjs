@@ -46,7 +46,7 @@ async function run(mode) {
   for (const label of ["cold", "warm"]) {
     await page.evaluate(() => { document.body.dataset.done = "0"; document.body.dataset.slices = ""; });
     await page.click("#demo");
-    await page.waitForFunction((k) => document.body.dataset.slices === "32" && Number(document.body.dataset.done || 0) >= k, limit, { timeout: 900000 });
+    await page.waitForFunction((k) => document.body.dataset.slices === "32" && Number(document.body.dataset.done || 0) >= Math.min(k, Number(document.body.dataset.run)), limit, { timeout: 900000 });
     if (limit < 32) await page.click("#cancel");
     await page.waitForSelector(`body[data-analyses='${++n}']`, { timeout: 600000 });
     const t = await page.evaluate(() => window.ctscreenTimings);

@@ -289,6 +289,24 @@ async function runMode(mode) {
     && shownSkipped === findings.length && findings.every((f) => warningsText.includes(path.basename(f)))
     && memClean > 0 && memDamaged - memClean <= 256 * 2 ** 20);
 
+  if (mode === "cpu") {
+    // A series larger than this device's memory can hold is refused from its headers, with its
+    // size and what to do, and the page stays usable: a 256 MB device (navigator.deviceMemory
+    // 0.25) holds no 512²×255 series.
+    const small = await ctx.newPage();
+    await small.addInitScript(() => Object.defineProperty(Navigator.prototype, "deviceMemory", { get: () => 0.25 }));
+    await small.goto(origin + "/?backend=cpu&workers=1");
+    await small.waitForSelector("body[data-ready='1']", { timeout: 180000 });
+    const ricord = path.join(data, "ct-files/ricord-1a-covid-000082");
+    await small.setInputFiles("#file", fs.readdirSync(ricord).filter((f) => f.endsWith(".dcm")).map((f) => path.join(ricord, f)));
+    await small.waitForSelector("#error:not([hidden])", { timeout: 120000 });
+    const refusal = await small.textContent("#error");
+    await small.screenshot({ path: path.join(outDir, "cpu-too-large.png"), fullPage: true });
+    check(`cpu: a series over the device's memory is refused up front ("${refusal.slice(0, 90)}…")`,
+      /MB in memory/.test(refusal) && /fewer slices/.test(refusal) && (await small.evaluate(() => document.body.dataset.slices ?? "")) === "");
+    await small.close();
+  }
+
   // b. Privacy: only same-origin GETs of static assets, none after analysis started.
   const foreign = requests.filter((r) => !r.url.startsWith(origin) && !r.url.startsWith("blob:") && !r.url.startsWith("data:"));
   const nonGet = requests.filter((r) => r.method !== "GET");

@@ -70,6 +70,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
         &loaded.model,
         &device,
         &vol,
+        &lung,
         &frame,
         size,
         loaded.config.ood_threshold,

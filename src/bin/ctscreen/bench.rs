@@ -112,6 +112,7 @@ pub fn bench_volume(a: BenchVolumeArgs) -> Result<()> {
         &loaded.model,
         &device,
         &vol,
+        &lung,
         &frame,
         loaded.config.input_size,
         loaded.config.ood_threshold,

@@ -42,7 +42,8 @@ pub fn lung(a: LungArgs) -> Result<()> {
     use ctscreen::lung::{LEFT, RIGHT};
     let vol = load_inputs(&a.inputs, a.max_voxels)?;
     let t = Instant::now();
-    let m = lung_mask(&vol);
+    // What the mask costs beside the volume (the browser's worker holds both).
+    let (m, usage) = ctscreen::alloc_cap::measure(|| lung_mask(&vol));
     let seconds = t.elapsed().as_secs_f64();
     let n2 = vol.slice_len();
     let with_lung = (0..vol.dims[2])
@@ -67,6 +68,8 @@ pub fn lung(a: LungArgs) -> Result<()> {
         "slices_with_lung": with_lung,
         "lung_found": with_lung > 0,
         "seconds": seconds,
+        "peak_mb_beside_volume": usage.peak_bytes as f64 / 1e6,
+        "volume_mb": (vol.voxels.len() * std::mem::size_of_val(&vol.voxels[0])) as f64 / 1e6,
     });
     println!("{value}");
     Ok(())
