@@ -69,7 +69,7 @@ pub fn features(vol: &CtVolume, lung: &LungMask, slices: &[SliceResult]) -> Patt
     let mut lesion_voxels = Bitset::new(n2 * nz);
     let mut depth = Vec::new();
     for s in slices {
-        let has_lesion = s.classes.iter().any(|&c| c != 0);
+        let has_lesion = s.classes.any_lesion();
         let (lung_slice, classes) = if has_lesion {
             slice_in_lung(vol, lung, s)
         } else {

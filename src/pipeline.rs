@@ -8,7 +8,7 @@
 use crate::inference::SlicePrediction;
 use crate::lung::LungMask;
 use crate::preprocess::{GreyImage, LUNG_WINDOW, Letterbox, Window, slice_to_grey, to_model_grid};
-use crate::slices::{SliceResult, model_slices};
+use crate::slices::SliceResult;
 use crate::volume::{CtVolume, IntensityScale};
 
 /// How every slice of one volume is framed for the model: the same crop box for all slices (so
@@ -142,7 +142,7 @@ pub fn finish_slice(
     SliceResult {
         z: input.z,
         p_covid: Some(pred.p_covid()),
-        classes,
+        classes: crate::slices::ClassMap::from_dense(&classes),
         recon_mse: pred.recon_mse,
         ood: match (pred.recon_mse, ood_threshold) {
             (Some(e), Some(t)) => Some(e > t),
@@ -169,7 +169,7 @@ pub fn analyze_volume(
     mut progress: impl FnMut(usize, usize),
 ) -> crate::error::Result<Vec<SliceResult>> {
     let nz = vol.dims[2];
-    let zs = model_slices(vol, lung);
+    let zs = crate::slices::model_slices(vol, lung);
     let mut out: Vec<SliceResult> = (0..nz).map(SliceResult::without_model).collect();
     let mut done = 0;
     for part in zs.chunks(batch.max(1)) {
@@ -222,7 +222,7 @@ mod tests {
         };
         let r = finish_slice(&pred, &input, None);
         assert_eq!(r.classes.len(), 96 * 80);
-        for (i, &c) in r.classes.iter().enumerate() {
+        for (i, &c) in r.classes.to_dense().iter().enumerate() {
             let (x, y) = (i % 96, i / 96);
             let inside = (x0..x1).contains(&x) && (y0..y1).contains(&y);
             assert_eq!(c, if inside { 2 } else { 0 }, "pixel {x},{y}");

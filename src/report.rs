@@ -429,6 +429,7 @@ fn only_lung_bases(vol: &CtVolume, slices: &[SliceReport]) -> bool {
 mod tests {
     use super::*;
     use crate::lung::{LEFT, RIGHT};
+    use crate::slices::ClassMap;
     use crate::volume::IntensityScale;
 
     fn volume(dims: [usize; 3], spacing: [f64; 3], x_sign: f64) -> CtVolume {
@@ -474,7 +475,7 @@ mod tests {
             slices.push(SliceResult {
                 z,
                 p_covid: Some(z as f32 / 4.0),
-                classes,
+                classes: ClassMap::from_dense(&classes),
                 recon_mse: Some(0.01),
                 ood: Some(z == 4),
                 counts: None,
@@ -569,7 +570,7 @@ mod tests {
             .map(|z| SliceResult {
                 z,
                 p_covid: Some(0.5),
-                classes: vec![0; n2],
+                classes: ClassMap::from_dense(&vec![0; n2]),
                 recon_mse: None,
                 ood: None,
                 counts: None,

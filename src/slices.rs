@@ -17,12 +17,67 @@ pub struct SliceResult {
     pub p_covid: Option<f32>,
     /// Per-pixel class on the slice grid: 0 background, 1 GGO, 2 consolidation; empty where
     /// the model was not run.
-    pub classes: Vec<u8>,
+    pub classes: ClassMap,
     pub recon_mse: Option<f32>,
     pub ood: Option<bool>,
     /// The slice's lung and lesion pixel counts under the lesion rule, when already worked
     /// out (the browser does it per slice for the viewer); the report computes them if not.
     pub counts: Option<SliceCounts>,
+}
+
+/// A slice's class map (0 background, 1 GGO, 2 consolidation), kept as the runs of non-zero
+/// class: lesions cover a few per cent of a slice, so a kept result is a few KB where the dense
+/// map is a byte a pixel (a 512²×1500 series held 250 MB of zeros in the browser's worker).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassMap {
+    /// Pixels in the slice (0 where the model was not run).
+    len: usize,
+    /// `(start, length, class)` of each run of one non-zero class, in order.
+    runs: Vec<(u32, u32, u8)>,
+}
+
+impl ClassMap {
+    pub fn from_dense(classes: &[u8]) -> Self {
+        let mut runs: Vec<(u32, u32, u8)> = Vec::new();
+        for (i, &c) in classes.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((start, len, class)) if *class == c && (*start + *len) as usize == i => {
+                    *len += 1
+                }
+                _ => runs.push((i as u32, 1, c)),
+            }
+        }
+        ClassMap {
+            len: classes.len(),
+            runs,
+        }
+    }
+
+    /// The dense map, a byte a pixel.
+    pub fn to_dense(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.len];
+        for &(start, len, class) in &self.runs {
+            out[start as usize..(start + len) as usize].fill(class);
+        }
+        out
+    }
+
+    /// Pixels in the slice; 0 where the model was not run.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether any pixel has a lesion class.
+    pub fn any_lesion(&self) -> bool {
+        !self.runs.is_empty()
+    }
 }
 
 impl SliceResult {
@@ -31,7 +86,7 @@ impl SliceResult {
         SliceResult {
             z,
             p_covid: None,
-            classes: Vec::new(),
+            classes: ClassMap::default(),
             recon_mse: None,
             ood: None,
             counts: None,
@@ -130,7 +185,7 @@ pub fn slice_in_lung(vol: &CtVolume, lung: &LungMask, s: &SliceResult) -> (Vec<u
     }
     let (lung_slice, mut classes) = lesions_in_lung(
         lung.slice(vol, s.z),
-        &s.classes,
+        &s.classes.to_dense(),
         nx,
         ny,
         vol.spacing_known.then_some(vol.spacing_mm[0]),
@@ -189,6 +244,17 @@ pub fn lesion_labels(vol: &CtVolume, lung: &LungMask, slices: &[SliceResult]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_maps_round_trip() {
+        let dense = [0u8, 1, 1, 2, 2, 0, 0, 1, 0, 2];
+        let m = ClassMap::from_dense(&dense);
+        assert_eq!(m.to_dense(), dense);
+        assert_eq!(m.runs.len(), 4);
+        assert!(m.any_lesion() && m.len() == 10);
+        assert!(!ClassMap::from_dense(&[0; 5]).any_lesion());
+        assert!(ClassMap::default().is_empty());
+    }
 
     #[test]
     fn lesion_pixels_in_aerated_lung_are_dropped_and_ground_glass_kept() {

@@ -5,6 +5,7 @@ use super::params::{
     AIRWAY_HU, AIRWAY_MAX_AREA_MM2, AIRWAY_MAX_LENGTH_MM, AIRWAY_MIDLINE_MM, AIRWAY_MIN_AREA_MM2,
     AIRWAY_START_MM, LUNG_THRESHOLD_HU,
 };
+use super::planes::PlaneBits;
 use super::superior_is_up;
 use crate::volume::CtVolume;
 
@@ -13,7 +14,7 @@ use crate::volume::CtVolume;
 /// while its cross-section stays airway-sized and mostly air; stop where it merges into the
 /// lung. The lumen and a one-voxel rim (its partial-volume wall) are cleared, so the lungs no
 /// longer join through the carina.
-pub(super) fn remove_airways(m: &mut [u8], vol: &CtVolume) {
+pub(super) fn remove_airways(m: &mut PlaneBits, vol: &CtVolume) {
     let [nx, ny, nz] = vol.dims;
     let n2 = nx * ny;
     let px_mm2 = vol.spacing_mm[0] * vol.spacing_mm[1];
@@ -30,6 +31,7 @@ pub(super) fn remove_airways(m: &mut [u8], vol: &CtVolume) {
     let mut prev = vec![0u8; n2];
     let mut cur = vec![0u8; n2];
     let mut lumen = vec![0u8; n2];
+    let mut sl = vec![0u8; n2];
     let mut comp = Vec::new();
     let mut stack = Vec::new();
     let mut started_at: Option<usize> = None;
@@ -42,7 +44,7 @@ pub(super) fn remove_airways(m: &mut [u8], vol: &CtVolume) {
         {
             return;
         }
-        let sl = &mut m[z * n2..(z + 1) * n2];
+        m.unpack(z, &mut sl);
         let vals = vol.slice(z);
         for ((l, &d), &v) in lumen.iter_mut().zip(sl.iter()).zip(vals) {
             *l = u8::from(d == 1 && f32::from(v) < AIRWAY_HU);
@@ -108,6 +110,7 @@ pub(super) fn remove_airways(m: &mut [u8], vol: &CtVolume) {
                 }
             }
         }
+        m.pack(z, &sl);
         std::mem::swap(&mut prev, &mut cur);
     }
 }

@@ -22,6 +22,7 @@ mod body;
 mod envelope;
 mod morph;
 pub mod params;
+mod planes;
 mod sides;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ use serde::Serialize;
 use crate::volume::{CtVolume, IntensityScale};
 use morph::{Component, box_max, close, erode, fill_holes, flood3d, otsu};
 use params::*;
+use planes::PlaneBits;
 
 pub use envelope::lesions_in_lung;
 pub use params::{ENVELOPE_MM, LUNG_THRESHOLD_HU};
@@ -81,8 +83,7 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
         approximate,
         method,
     };
-    let mut dark = air_candidates(vol, threshold);
-    remove_outside_body(&mut dark, vol, threshold, hu);
+    let mut dark = dark_in_body(vol, threshold, hu);
     if hu && vol.spacing_known && vol.dims[2] >= 3 {
         airway::remove_airways(&mut dark, vol);
     }
@@ -91,11 +92,11 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
     let comps = components_without_gas(&mut core, vol, hu);
     let kept = select_lungs(&comps, vol);
     if kept.is_empty() {
-        return empty(vec![0u8; dark.len()]);
+        return empty(vec![0u8; vol.voxels.len()]);
     }
-    // One volume-sized buffer goes from core to grown lungs to side labels, in place, and
-    // `dark` goes once read: two bytes a voxel at most beside the volume (a 512²×1500 series
-    // in a browser tab is what this is for).
+    // One volume-sized buffer goes from core to grown lungs to side labels, in place, beside
+    // the dark voxels at a bit each: about a byte a voxel beside the volume (a 512²×1500
+    // series in a browser tab is what this is for).
     let mut labels = grow_back(core, &dark, vol, &kept, r_open);
     reclaim_shaved_lung(&mut labels, &dark, vol, hu);
     drop(dark);
@@ -106,17 +107,10 @@ pub fn lung_mask(vol: &CtVolume) -> LungMask {
     empty(labels)
 }
 
-/// Air candidates: 1 where the voxel is darker than `threshold` (air or lung), 0 for tissue.
-fn air_candidates(vol: &CtVolume, threshold: f32) -> Vec<u8> {
-    vol.voxels
-        .iter()
-        .map(|&v| u8::from(f32::from(v) < threshold))
-        .collect()
-}
-
-/// The body outline, slice by slice: dark voxels outside the body (outside air, the table, the
-/// air between arms, blankets) are cleared; see `body::remove_outside_body` for the rule.
-fn remove_outside_body(m: &mut [u8], vol: &CtVolume, threshold: f32, hu: bool) {
+/// The dark voxels inside the body, slice by slice: 1 where darker than `threshold` (air or
+/// lung), then the dark voxels outside the body (outside air, the table, the air between arms,
+/// blankets) cleared; see `body::remove_outside_body` for the rule.
+fn dark_in_body(vol: &CtVolume, threshold: f32, hu: bool) -> PlaneBits {
     let [nx, ny, nz] = vol.dims;
     let n2 = nx * ny;
     // 8-bit: outside air is black; a quarter of the Otsu threshold when that is darker still.
@@ -125,11 +119,16 @@ fn remove_outside_body(m: &mut [u8], vol: &CtVolume, threshold: f32, hu: bool) {
     } else {
         (threshold * 0.25).min(PURE_AIR_8BIT)
     };
+    let mut dark = PlaneBits::new(n2, nz);
     let mut region = Vec::new();
     let mut body = vec![0u8; n2];
+    let mut sl = vec![0u8; n2];
     for z in 0..nz {
+        for (d, &v) in sl.iter_mut().zip(vol.slice(z)) {
+            *d = u8::from(f32::from(v) < threshold);
+        }
         body::remove_outside_body(
-            &mut m[z * n2..(z + 1) * n2],
+            &mut sl,
             vol.slice(z),
             nx,
             ny,
@@ -137,7 +136,9 @@ fn remove_outside_body(m: &mut [u8], vol: &CtVolume, threshold: f32, hu: bool) {
             &mut body,
             &mut region,
         );
+        dark.pack(z, &sl);
     }
+    dark
 }
 
 /// The opening radius in pixels: [`OPENING_MM`], or none on a single slice (no bridges through
@@ -158,10 +159,10 @@ fn opening_radius(vol: &CtVolume) -> usize {
 /// lungs and gas under the diaphragm or in skin folds break before components are counted. A
 /// single slice is closed first ([`CLOSING_MM`]): aerated lung broken up by reticulation or
 /// patchy consolidation becomes one piece, so diffusely diseased lung is not dropped as specks.
-fn opened_core(dark: &[u8], vol: &CtVolume, r_open: usize) -> Vec<u8> {
+fn opened_core(dark: &PlaneBits, vol: &CtVolume, r_open: usize) -> Vec<u8> {
     let [nx, ny, nz] = vol.dims;
     let n2 = nx * ny;
-    let mut core = dark.to_vec();
+    let mut core = vec![0u8; n2 * nz];
     let mut scratch = vec![0u8; n2];
     let r_close = if vol.spacing_known {
         (CLOSING_MM / vol.spacing_mm[0].max(0.1))
@@ -172,6 +173,7 @@ fn opened_core(dark: &[u8], vol: &CtVolume, r_open: usize) -> Vec<u8> {
     };
     for z in 0..nz {
         let sl = &mut core[z * n2..(z + 1) * n2];
+        dark.unpack(z, sl);
         if nz < 3 {
             close(sl, &mut scratch, nx, ny, r_close);
         }
@@ -235,7 +237,7 @@ fn select_lungs(comps: &[Component], vol: &CtVolume) -> Vec<Component> {
 /// buffer for the result.
 fn grow_back(
     mut core: Vec<u8>,
-    dark: &[u8],
+    dark: &PlaneBits,
     vol: &CtVolume,
     kept: &[Component],
     r_open: usize,
@@ -259,12 +261,14 @@ fn grow_back(
     // win where two meet.
     let mut grown = core;
     let mut core_sl = vec![0u8; n2];
+    let mut dark_sl = vec![0u8; n2];
     let mut side = vec![0u8; n2];
     let mut scratch = vec![0u8; n2];
     for z in 0..nz {
         let sl = z * n2..(z + 1) * n2;
         core_sl.copy_from_slice(&grown[sl.clone()]);
         grown[sl.clone()].fill(0);
+        dark.unpack(z, &mut dark_sl);
         for k in 0..kept.len() {
             let tag = 10 + k as u8;
             let mut any = false;
@@ -278,11 +282,7 @@ fn grow_back(
             if r_open > 0 {
                 box_max(&mut side, &mut scratch, nx, ny, r_open, 0);
             }
-            for ((g, &s), &d) in grown[sl.clone()]
-                .iter_mut()
-                .zip(&side)
-                .zip(&dark[sl.clone()])
-            {
+            for ((g, &s), &d) in grown[sl.clone()].iter_mut().zip(&side).zip(&dark_sl) {
                 if s == 1 && d == 1 && *g == 0 {
                     *g = tag;
                 }
@@ -296,18 +296,20 @@ fn grow_back(
 /// between dense reticulation, thin lung at the pleura), slice by slice, so nothing is joined
 /// again through z — unless the piece is more than [`RECLAIM_GAS_FRACTION`] pure air: that is
 /// gas (the stomach under a lung base, in a thick slice), not lung.
-fn reclaim_shaved_lung(grown: &mut [u8], dark: &[u8], vol: &CtVolume, hu: bool) {
+fn reclaim_shaved_lung(grown: &mut [u8], dark: &PlaneBits, vol: &CtVolume, hu: bool) {
     let [nx, ny, nz] = vol.dims;
     let n2 = nx * ny;
+    let mut dark_sl = vec![0u8; n2];
     let mut seen = vec![false; n2];
     let mut piece = Vec::new();
     let mut stack = Vec::new();
     for z in 0..nz {
         let sl = z * n2;
         let vals = vol.slice(z);
+        dark.unpack(z, &mut dark_sl);
         seen.iter_mut().for_each(|v| *v = false);
         for seed in 0..n2 {
-            if seen[seed] || dark[sl + seed] != 1 || grown[sl + seed] != 0 {
+            if seen[seed] || dark_sl[seed] != 1 || grown[sl + seed] != 0 {
                 continue;
             }
             piece.clear();
@@ -324,7 +326,7 @@ fn reclaim_shaved_lung(grown: &mut [u8], dark: &[u8], vol: &CtVolume, hu: bool) 
                     (y > 0, j.wrapping_sub(nx)),
                     (y + 1 < ny, j + nx),
                 ] {
-                    if !ok || dark[sl + k] != 1 {
+                    if !ok || dark_sl[k] != 1 {
                         continue;
                     }
                     if grown[sl + k] != 0 {

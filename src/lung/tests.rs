@@ -268,13 +268,15 @@ fn consolidation_at_the_pleura_counts_as_lung_and_lesion_lesions_outside_are_dro
         .map(|z| SliceResult {
             z,
             p_covid: Some(0.9),
-            classes: (0..n2)
-                .map(|j| match truth[z * n2 + j] {
-                    T_PATCH => 2,
-                    T_TABLE => 1,
-                    _ => 0,
-                })
-                .collect(),
+            classes: crate::slices::ClassMap::from_dense(
+                &(0..n2)
+                    .map(|j| match truth[z * n2 + j] {
+                        T_PATCH => 2,
+                        T_TABLE => 1,
+                        _ => 0,
+                    })
+                    .collect::<Vec<u8>>(),
+            ),
             recon_mse: None,
             ood: None,
             counts: None,
