@@ -104,6 +104,16 @@ const ready = load().catch((e) => {
   throw e;
 });
 
+/** Settles while an async analyzer call (a GPU batch) is in flight: wasm-bindgen refuses any
+ * other call on the analyzer until it returns, so messages wait for it (`idle()`). */
+let busy = null;
+async function inFlight(call) {
+  let release;
+  busy = new Promise((r) => { release = r; });
+  try { return await call; } finally { busy = null; release(); }
+}
+async function idle() { while (busy) await busy; }
+
 /** Run `f`, adding its time to `progress[key]` (what this worker spends beside the model). */
 function timed(progress, key, f) {
   const t0 = performance.now();
@@ -127,7 +137,7 @@ async function runHere(zs, id, batchParam, progress) {
     const batch = batchParam || (analyzer.backend() === "webgpu" ? GPU_BATCH : 1);
     const part = zs.slice(k, k + batch);
     k += part.length;
-    postSlices(await analyzer.analyze_slices(Uint32Array.from(part)), progress);
+    postSlices(await inFlight(analyzer.analyze_slices(Uint32Array.from(part))), progress);
     await new Promise((r) => setTimeout(r, 0));
   }
 }
@@ -207,6 +217,12 @@ onmessage = async (ev) => {
   let id = null; // the run this message started, if any
   try {
     await ready;
+    if (msg.type === "load" || msg.type === "demo") {
+      id = ++runId; // stops the run in progress at its next slice
+      loadId = id;
+      pool?.cancel();
+    }
+    await idle();
     if (msg.type === "view") {
       // The pixels of slice z and, once analysed, its overlay (for the volume `msg.id`).
       if (msg.id !== loadId) return;
@@ -227,9 +243,7 @@ onmessage = async (ev) => {
       return;
     }
     if (msg.type !== "load" && msg.type !== "demo") return;
-    id = ++runId;
-    loadId = id;
-    pool?.cancel();
+    if (id !== runId) return; // a newer load came while this one waited
     postMessage({ type: "status", text: "Reading the files…" });
     let view;
     if (msg.type === "demo") view = analyzer.load_demo();
