@@ -58,6 +58,7 @@ BIN="${CARGO_TARGET_DIR:-target}/fast/ctscreen"
 for f in fuzz/artifacts/*/timeout-*; do
   [ -e "$f" ] || continue
   [ -x "$BIN" ] || cargo build --quiet --profile fast --features wgpu,train --bin ctscreen
-  s=$( { /usr/bin/time -f "%e" "$BIN" info "$f" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-  echo "timeout input $f: ${s} s natively" $(awk -v s="$s" 'BEGIN { print (s >= 1.0) ? "SLOW (a finding)" : "(not slow)" }')
+  /usr/bin/time -f "%e %M" -o "$f.time" "$BIN" info "$f" >/dev/null 2>&1 || true
+  read -r s kb <"$f.time" && rm -f "$f.time"
+  echo "timeout input $f: ${s} s, ${kb} KB natively" $(awk -v s="$s" 'BEGIN { print (s >= 1.0) ? "SLOW (a finding)" : "(not slow)" }')
 done
