@@ -83,7 +83,7 @@ export function startApp(doc) {
       vol = {
         ...v, id: msg.id, nx, ny, nz, z: Math.floor(nz / 2),
         // Slices drawn lately (pixels and overlay), asked of the worker, which holds the volume.
-        views: new Map(), asked: new Set(),
+        views: new Map([[msg.first.z, { pixels: msg.first.pixels, overlay: null, stale: false }]]), asked: new Set(),
         slices: new Array(nz), report: null, t0: performance.now(),
         win: v.info.hu ? { ...PRESETS.lung } : { width: 255, level: 127.5 },
       };

@@ -258,7 +258,11 @@ onmessage = async (ev) => {
       }
       view = analyzer.load_staged(maxVoxels());
     }
-    postMessage({ type: "volume", view, id });
+    // The middle slice's pixels come with the volume: the page shows it at once, before the
+    // lung mask (seconds on a long series) keeps this worker busy.
+    const mid = Math.floor(view.info.dims[2] / 2);
+    const pixels = analyzer.slice_pixels(mid);
+    postMessage({ type: "volume", view, id, first: { z: mid, pixels } }, [pixels.buffer]);
     await analyseAll(view, id, Number(msg.batch) || 0);
   } catch (e) {
     // A run replaced by a newer load fails quietly (its volume is gone); the newer one reports.
