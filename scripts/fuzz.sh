@@ -52,7 +52,10 @@ for t in ${TARGETS[@]}; do
   # which is what a user runs; OOMs and crashes still stop the run.
   (cd fuzz && env -u CARGO_TARGET_DIR cargo +nightly fuzz run -O "$t" "corpus/$t" $seeds -- \
       -runs="$RUNS" -malloc_limit_mb=256 -rss_limit_mb=1024 -timeout=1 -max_len=$max_len \
-      -fork=1 -ignore_timeouts=1 -print_final_stats=1 2>&1 | tail -n 25)
+      -fork=1 -ignore_timeouts=1 -print_final_stats=1 >"$t.log" 2>&1 || true)
+  # The cumulative "#runs" lines of the fork parent, then its end (the full log stays in fuzz/).
+  grep -E '^#[0-9]+:' "fuzz/$t.log" | tail -n 3 || true
+  tail -n 5 "fuzz/$t.log"
 done
 BIN="${CARGO_TARGET_DIR:-target}/fast/ctscreen"
 for f in fuzz/artifacts/*/timeout-*; do
