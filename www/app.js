@@ -228,7 +228,6 @@ export function startApp(doc) {
       const o = view.overlay;
       const lung = ui.lungOutline.checked && o ? o.lung : null;
       drawRgba(ui.slice, composeRgba(grey, ui.overlay.checked && o ? o.classes : null, Number(ui.opacity.value), lung, nx), nx, ny);
-      doc.body.dataset.drawnZ = String(z);
     }
     if (s && s.recon.length) drawRgba(ui.recon, composeRgba(s.recon, null, 0), s.size, s.size);
     else ui.recon.getContext("2d").clearRect(0, 0, ui.recon.width, ui.recon.height); // not analysed: no stale image

@@ -204,7 +204,7 @@ async function analyseAll(view, id, batchParam) {
   const tReport = performance.now();
   const report = analyzer.report(); // includes the lung mask, computed here on first use
   const reportMs = performance.now() - tReport;
-  postMessage({ type: "report", report, cancelled, done: progress.done, total: progress.total, skipped: plan.skipped.length, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0,
+  postMessage({ type: "report", report, cancelled, done: progress.done, total: progress.total, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0,
     // This worker's wasm memory (it never shrinks): the browser tests bound what a damaged file may add.
     memBytes: wasm?.memory?.buffer?.byteLength ?? null,
     ownerMs: { prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });

@@ -69,7 +69,7 @@ pub fn lung(a: LungArgs) -> Result<()> {
         "lung_found": with_lung > 0,
         "seconds": seconds,
         "peak_mb_beside_volume": usage.peak_bytes as f64 / 1e6,
-        "volume_mb": (vol.voxels.len() * std::mem::size_of_val(&vol.voxels[0])) as f64 / 1e6,
+        "volume_mb": (vol.voxels.len() * std::mem::size_of::<i16>()) as f64 / 1e6,
     });
     println!("{value}");
     Ok(())
