@@ -99,6 +99,9 @@ pub enum Error {
     /// Files of one series disagree about their geometry.
     #[error("the DICOM series {series} has inconsistent geometry: {reason}")]
     InconsistentGeometry { series: String, reason: String },
+    /// One or both scans of a follow-up comparison could not be analysed (each named).
+    #[error("no comparison: {0}")]
+    Compare(String),
 }
 
 /// Crate-wide result.
@@ -128,6 +131,7 @@ impl Error {
             Error::NotCt { .. } => "not_ct",
             Error::NoSlices(_) => "no_slices",
             Error::InconsistentGeometry { .. } => "inconsistent_geometry",
+            Error::Compare(_) => "compare",
         }
     }
 

@@ -366,6 +366,30 @@ pub struct SliceLabelFigures {
     pub specificity: f64,
 }
 
+/// The rows of a `labels.tsv` (columns `file`, `slice_location`, `infected`, …) as
+/// `(slice location mm, infected)`; rows without both values are left out, and a file without
+/// those columns gives none.
+pub fn parse_slice_labels(tsv: &str) -> Vec<(f64, bool)> {
+    let mut lines = tsv.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let header: Vec<&str> = header.split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| h.trim() == name);
+    let (Some(loc), Some(inf)) = (col("slice_location"), col("infected")) else {
+        return Vec::new();
+    };
+    lines
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            Some((
+                f.get(loc)?.trim().parse::<f64>().ok()?,
+                f.get(inf)?.trim() == "1",
+            ))
+        })
+        .collect()
+}
+
 /// Read `labels.tsv` (columns `file`, `slice_location`, `infected`, …) and score the report's
 /// slices against it: each label goes to the analysed slice nearest its location (within half
 /// a slice spacing). `None` when the file has no usable rows.
@@ -374,20 +398,9 @@ pub fn slice_label_figures(
     report: &crate::report::Report,
     dz_mm: f64,
 ) -> Option<SliceLabelFigures> {
-    let mut lines = tsv.lines();
-    let header: Vec<&str> = lines.next()?.split('\t').collect();
-    let col = |name: &str| header.iter().position(|h| h.trim() == name);
-    let (loc, inf) = (col("slice_location")?, col("infected")?);
     let mut scored: Vec<(f64, bool)> = Vec::new();
     let (mut tp, mut fn_, mut tn, mut fp) = (0usize, 0usize, 0usize, 0usize);
-    for line in lines {
-        let f: Vec<&str> = line.split('\t').collect();
-        let (Some(z), Some(label)) = (
-            f.get(loc).and_then(|v| v.trim().parse::<f64>().ok()),
-            f.get(inf).map(|v| v.trim() == "1"),
-        ) else {
-            continue;
-        };
+    for (z, label) in parse_slice_labels(tsv) {
         let Some(s) = report
             .slices
             .iter()

@@ -15,6 +15,7 @@
 //! - [`pipeline`]: frame, prepare and finish slices (shared by the CLI and the web worker).
 //! - [`pattern`], [`call`]: the lesions' pattern and the two-stage patient call built on it.
 //! - [`report`]: volumes, involvement, severity, the patient-level call.
+//! - [`compare`]: a baseline and a follow-up report aligned along z, and the change.
 //! - [`data`]: the on-disk datasets (MedSeg, Ma et al., UCSD COVID-CT) as in-memory samples.
 //! - [`model`]: the network and its [`model::MultiTaskConfig`].
 //! - [`inference`]: one slice or batch in, probability maps, class probabilities and the
@@ -25,6 +26,7 @@
 
 pub mod alloc_cap;
 pub mod call;
+pub mod compare;
 pub mod data;
 pub mod device;
 pub mod dicom_seg;

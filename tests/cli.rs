@@ -722,3 +722,117 @@ fn config_version(config: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(config).unwrap();
     v["version"].as_str().unwrap().to_string()
 }
+
+/// `compare`: a real series against a copy of itself without its 20 lowest slices (the offset
+/// is the removed extent, the figures barely move), a NIfTI against a DICOM series, two
+/// patients' single slices (warned, not refused), and an unreadable follow-up (named, the
+/// baseline's report kept).
+#[test]
+fn compare_aligns_a_cut_copy_and_warns_on_mismatches() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let ct = data.join("ct-files");
+    let series = ct.join("covid-ct-md-P001-every2");
+    // The 20 lowest slices by the radiologists' table of slice locations.
+    let tsv = std::fs::read_to_string(series.join("labels.tsv")).unwrap();
+    let mut rows: Vec<(f64, String)> = tsv
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some((f.get(1)?.parse().ok()?, f.first()?.to_string()))
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(rows.len() > 60, "P001 has {} labelled slices", rows.len());
+    let spacing = rows[1].0 - rows[0].0;
+    let cut = common::tmp_dir("compare-cut");
+    for (_, f) in &rows[20..] {
+        std::fs::copy(series.join(f), cut.join(f)).unwrap();
+    }
+    let o = ctscreen(&[
+        "compare",
+        series.to_str().unwrap(),
+        cut.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "baseline",
+        "followup",
+        "alignment",
+        "change",
+        "interval_days",
+        "warnings",
+    ] {
+        assert!(c.get(key).is_some(), "compare lacks {key}");
+    }
+    let off = c["alignment"]["z_offset_mm"].as_f64().unwrap();
+    let removed = rows[20].0 - rows[0].0;
+    assert!(
+        (off + removed).abs() <= spacing,
+        "offset {off} mm, removed {removed} mm (slices {spacing} mm apart)"
+    );
+    let pts = c["change"]["involvement_pct_points"]["total"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        pts.abs() <= 0.5,
+        "involvement changed by {pts} points on the same scan"
+    );
+    assert_eq!(c["interval_days"], 0);
+    assert_eq!(c["same_patient"], true);
+    for key in ["ggo", "consolidation", "total"] {
+        assert!(c["change"]["lesion_ml"][key].is_number(), "lesion_ml.{key}");
+    }
+    assert!(c["baseline"]["slices"].as_array().unwrap().len() == rows.len());
+
+    // Two patients' single slices: compared, with the mismatch said; no alignment (one slice
+    // has no extent along z).
+    let sbu = ct.join("sbu-covid-dicom");
+    let (a, b) = (
+        sbu.join("A002304/axial/19001231-076.dcm"),
+        sbu.join("A027284/axial/19000925-116.dcm"),
+    );
+    let o = ctscreen(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("different patient identifiers"), "{text}");
+    assert!(text.contains("not aligned"), "{text}");
+    assert!(text.contains("not a medical device"), "{text}");
+
+    // NIfTI against DICOM: no patient identity in the NIfTI (warned), figures for both.
+    let o = ctscreen(&[
+        "compare",
+        ct.join("totalsegmentator/example_ct_dicom")
+            .to_str()
+            .unwrap(),
+        ct.join("totalsegmentator/example_ct_sm.nii.gz")
+            .to_str()
+            .unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["followup"]["kind"], "nifti");
+    assert!(c["same_patient"].is_null());
+    let w = c["warnings"].to_string();
+    assert!(w.contains("patient identity unknown"), "{w}");
+
+    // An unreadable follow-up: the error names it, the baseline's report is still printed.
+    let bad = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions/dicom-oom-422b-takes-1gb.dcm");
+    let o = ctscreen(&[
+        "compare",
+        a.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_clean_failure(&o, "follow-up");
+    assert_clean_failure(&o, "dicom-oom-422b-takes-1gb.dcm");
+    let kept: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(kept["baseline"]["call"]["state"].is_string(), "{kept}");
+    let _ = std::fs::remove_dir_all(&cut);
+}

@@ -113,6 +113,16 @@ pub struct TrainingConfig {
     /// Probability of the blur augmentation (see [`AugmentParams::blur_p`]); 0 for v1.
     #[config(default = 0.0)]
     pub blur_p: f32,
+    /// Real HU series (folders or files) whose lung slices are segmentation negatives: an empty
+    /// lesion mask on the canonical input ([`crate::pipeline::prepare_slice`]). Where a
+    /// `labels.tsv` lies beside a series, only its slices labelled not infected; otherwise every
+    /// slice that shows lung. Why: the 8-bit training slices never show a scanner's vessels,
+    /// dependent lung or emphysema through our HU window, and v2 called them lesion.
+    #[config(default = "Vec::new()")]
+    pub real_negatives: Vec<String>,
+    /// Their share of each batch, beside `mix`'s three (0: not used).
+    #[config(default = 0.0)]
+    pub real_neg_share: f64,
 }
 
 /// What `--resume` restores besides the weights and optimiser.
@@ -170,6 +180,7 @@ pub struct TrainData {
     medseg: Vec<Source>,
     unlabelled: Vec<Source>,
     ucsd: Vec<Source>,
+    real_neg: Vec<Source>,
     pub val_seg: Vec<data::SegItem>,
     pub val_cls: Vec<data::ClsItem>,
 }
@@ -217,10 +228,15 @@ impl TrainData {
                 covid: Some(s.covid),
             })
             .collect();
+        let mut real_neg = Vec::new();
+        for series in &cfg.real_negatives {
+            real_neg.extend(real_negative_slices(Path::new(series))?);
+        }
         Ok(Self {
             medseg,
             unlabelled,
             ucsd,
+            real_neg,
             val_seg: data::load_seg_dir(&medseg_dir, Split::Val)?,
             val_cls: data::load_cls_dir(&ucsd_dir, Split::Val)?,
         })
@@ -228,15 +244,88 @@ impl TrainData {
 
     pub fn summary(&self) -> String {
         format!(
-            "MedSeg train {} (val {}), Ma et al. unlabelled {} ({} with weak masks), UCSD train {} (val {})",
+            "MedSeg train {} (val {}), Ma et al. unlabelled {} ({} with weak masks), UCSD train {} (val {}), real-CT negative slices {}",
             self.medseg.len(),
             self.val_seg.len(),
             self.unlabelled.len(),
             self.unlabelled.iter().filter(|s| s.weak.is_some()).count(),
             self.ucsd.len(),
-            self.val_cls.len()
+            self.val_cls.len(),
+            self.real_neg.len()
         )
     }
+}
+
+/// The lung slices of one real HU series that are segmentation negatives (see
+/// [`TrainingConfig::real_negatives`]), framed and windowed exactly as at run time.
+fn real_negative_slices(series: &Path) -> Result<Vec<Source>> {
+    use crate::volume::{IntensityScale, Limits, load_paths};
+    let vol = load_paths(&[series.to_path_buf()], &Limits::default())?;
+    if vol.scale != IntensityScale::Hounsfield {
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "{}: a real-CT negative must be a HU series",
+            series.display()
+        )));
+    }
+    let dir = if series.is_dir() {
+        series
+    } else {
+        series.parent().unwrap_or(Path::new("."))
+    };
+    let labels = std::fs::read_to_string(dir.join("labels.tsv"))
+        .ok()
+        .map(|t| crate::evaluate::parse_slice_labels(&t));
+    let lung = crate::lung::lung_mask(&vol);
+    let frame = crate::pipeline::input_frame(&vol, &lung);
+    let out: Vec<Source> = negative_slices(&vol, &lung, labels.as_deref())
+        .into_iter()
+        .map(|z| {
+            let input = crate::pipeline::prepare_slice(&vol, &frame, z, STORE);
+            Source {
+                image: to_u8(input.grid.into_iter().map(|v| v * 255.0).collect()),
+                classes: Some(vec![0; STORE * STORE]),
+                weak: None,
+                covid: None,
+            }
+        })
+        .collect();
+    eprintln!(
+        "real-CT negatives: {} slices of {}",
+        out.len(),
+        series.display()
+    );
+    Ok(out)
+}
+
+/// Which slices of `vol` are negatives: those whose lung covers at least
+/// [`MIN_LUNG_SHARE`](crate::slices::MIN_LUNG_SHARE) of the slice and, with `labels`
+/// (`(location mm, infected)`, see [`crate::evaluate::parse_slice_labels`]), whose nearest label
+/// within half a slice spacing says not infected. An unlabelled slice of a labelled series is
+/// left out: the radiologist did not say it is clean.
+pub fn negative_slices(
+    vol: &crate::volume::CtVolume,
+    lung: &crate::lung::LungMask,
+    labels: Option<&[(f64, bool)]>,
+) -> Vec<usize> {
+    let [nx, ny, nz] = vol.dims;
+    let half = 0.5 * vol.spacing_mm[2].abs().max(0.1);
+    (0..nz)
+        .filter(|&z| {
+            let lung_px = lung.slice(vol, z).iter().filter(|&&l| l != 0).count();
+            lung_px as f64 >= crate::slices::MIN_LUNG_SHARE * (nx * ny) as f64
+        })
+        .filter(|&z| {
+            let Some(labels) = labels else {
+                return true;
+            };
+            let pos = vol.slice_position_mm(z);
+            let nearest = labels
+                .iter()
+                .filter(|(zl, _)| (zl - pos).abs() <= half)
+                .min_by(|a, b| (a.0 - pos).abs().total_cmp(&(b.0 - pos).abs()));
+            matches!(nearest, Some((_, false)))
+        })
+        .collect()
 }
 
 /// A batch on the host, ready to upload.
@@ -257,14 +346,17 @@ fn make_batch(d: &TrainData, cfg: &TrainingConfig, rng: &mut Rng) -> HostBatch {
     let (n, s) = (cfg.batch_size, cfg.train_size);
     let hw = s * s;
     let t = &cfg.tasks;
-    // Sources the enabled tasks use: MedSeg (seg), Ma et al. (recon, weak seg), UCSD (cls).
+    // Sources the enabled tasks use: MedSeg (seg), Ma et al. (recon, weak seg), UCSD (cls),
+    // real-CT negatives (seg).
     let use_src = [
         t.seg && !d.medseg.is_empty(),
         (t.recon || (t.seg && cfg.weak_weight > 0.0)) && !d.unlabelled.is_empty(),
         t.cls && !d.ucsd.is_empty(),
+        t.seg && !d.real_neg.is_empty(),
     ];
-    let weights: Vec<f64> = (0..3)
-        .map(|i| if use_src[i] { cfg.mix[i].max(0.0) } else { 0.0 })
+    let shares = [cfg.mix[0], cfg.mix[1], cfg.mix[2], cfg.real_neg_share];
+    let weights: Vec<f64> = (0..4)
+        .map(|i| if use_src[i] { shares[i].max(0.0) } else { 0.0 })
         .collect();
     let total: f64 = weights.iter().sum::<f64>().max(1e-9);
     let mut b = HostBatch {
@@ -302,7 +394,8 @@ fn make_batch(d: &TrainData, cfg: &TrainingConfig, rng: &mut Rng) -> HostBatch {
         let pool = match src_kind {
             0 => &d.medseg,
             1 => &d.unlabelled,
-            _ => &d.ucsd,
+            2 => &d.ucsd,
+            _ => &d.real_neg,
         };
         let src = &pool[rng.below(pool.len())];
         let a = augment(
@@ -464,4 +557,46 @@ pub fn lr_at(cfg: &TrainingConfig, step: usize) -> f64 {
     let t =
         (step - cfg.warmup_steps) as f64 / (total.saturating_sub(cfg.warmup_steps)).max(1) as f64;
     cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::negative_slices;
+    use crate::evaluate::parse_slice_labels;
+
+    #[test]
+    fn labels_tsv_rows_parse_and_bad_rows_are_left_out() {
+        let tsv = "file\tslice_location\tinfected\tLLL\n\
+                   a.dcm\t-52.1\t0\t0\n\
+                   b.dcm\t-56.1\t1\t1\n\
+                   c.dcm\tn/a\t1\t0\n\
+                   d.dcm\t-60.1\n";
+        assert_eq!(parse_slice_labels(tsv), vec![(-52.1, false), (-56.1, true)]);
+        assert!(parse_slice_labels("file\tinfected\na\t1\n").is_empty());
+        assert!(parse_slice_labels("").is_empty());
+    }
+
+    #[test]
+    fn negatives_are_lung_slices_labelled_clean() {
+        let vol = crate::phantom::chest_phantom(96, 96, 24, 3);
+        let lung = crate::lung::lung_mask(&vol);
+        let with_lung = negative_slices(&vol, &lung, None);
+        assert!(
+            with_lung.len() >= 10 && with_lung.len() < 24,
+            "phantom lung slices: {with_lung:?}"
+        );
+        // Label half the lung slices, alternately infected and clean; the rest stay unlabelled.
+        let pos = |z: usize| vol.slice_position_mm(z);
+        let labelled: Vec<usize> = with_lung.iter().copied().step_by(2).collect();
+        let labels: Vec<(f64, bool)> = labelled
+            .iter()
+            .enumerate()
+            .map(|(i, &z)| (pos(z) + 0.2 * vol.spacing_mm[2], i % 2 == 1))
+            .collect();
+        let clean: Vec<usize> = labelled.iter().copied().step_by(2).collect();
+        assert_eq!(negative_slices(&vol, &lung, Some(&labels)), clean);
+        // A label further than half a spacing from every slice names none.
+        let far = [(pos(with_lung[0]) + 1000.0, false)];
+        assert!(negative_slices(&vol, &lung, Some(&far)).is_empty());
+    }
 }

@@ -43,15 +43,33 @@ pub struct AnalyzeArgs {
     pub device: DeviceArg,
 }
 
-pub fn analyze(a: AnalyzeArgs) -> Result<()> {
+/// One input analysed: the volume, its lung mask, the model's slices and the report. The
+/// shared path of `analyze` and `compare` (the model is loaded once by the caller).
+pub struct Analysis {
+    pub vol: ctscreen::volume::CtVolume,
+    pub lung: ctscreen::lung::LungMask,
+    pub slices: Vec<ctscreen::slices::SliceResult>,
+    pub report: report::Report,
+    /// Seconds: load, model, lung and report.
+    pub seconds: [f64; 3],
+}
+
+/// Load `inputs` as one volume and run the pipeline on it, with a progress bar unless `quiet`.
+pub fn run_pipeline(
+    inputs: &[PathBuf],
+    loaded: &ctscreen::weights::LoadedModel,
+    device: &burn::prelude::Device,
+    backend: &str,
+    batch: usize,
+    max_voxels: u64,
+    quiet: bool,
+) -> Result<Analysis> {
     let t0 = Instant::now();
-    let vol = load_inputs(&a.inputs, a.max_voxels)?;
+    let vol = load_inputs(inputs, max_voxels)?;
     let t_load = t0.elapsed().as_secs_f64();
-    let device = a.device.device.device()?;
-    let loaded = load_model(&a.model, &device)?;
     let size = loaded.config.input_size;
     let nz = vol.dims[2];
-    let bar = if a.json || nz < 2 {
+    let bar = if quiet || nz < 2 {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(nz as u64)
@@ -68,20 +86,19 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     let t1 = Instant::now();
     let slices = pipeline::analyze_volume(
         &loaded.model,
-        &device,
+        device,
         &vol,
         &lung,
         &frame,
         size,
         loaded.config.ood_threshold,
-        a.batch,
+        batch,
         |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
     let t_model = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
-    let input = a
-        .inputs
+    let input = inputs
         .iter()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
@@ -89,10 +106,40 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     let ctx = ReportContext {
         input: &input,
         model: &loaded.config.version,
-        backend: a.device.device.name(),
+        backend,
     };
     let report = report::build(&ctx, &vol, &lung, &slices);
     let t_report = t_lung + t2.elapsed().as_secs_f64();
+    Ok(Analysis {
+        vol,
+        lung,
+        slices,
+        report,
+        seconds: [t_load, t_model, t_report],
+    })
+}
+
+pub fn analyze(a: AnalyzeArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let device = a.device.device.device()?;
+    let loaded = load_model(&a.model, &device)?;
+    let Analysis {
+        vol,
+        lung,
+        slices,
+        report,
+        seconds: [t_load, t_model, t_report],
+    } = run_pipeline(
+        &a.inputs,
+        &loaded,
+        &device,
+        a.device.device.name(),
+        a.batch,
+        a.max_voxels,
+        a.json,
+    )?;
+    let nz = vol.dims[2];
+    let input = &report.input;
     if let Some(path) = &a.seg_out {
         let labels = ctscreen::slices::lesion_labels(&vol, &lung, &slices);
         let bytes = ctscreen::dicom_seg::write_seg(&vol, &labels)?;
@@ -161,7 +208,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
 }
 
 /// The pattern features in one line.
-fn pattern_line(f: &ctscreen::pattern::PatternFeatures) -> String {
+pub fn pattern_line(f: &ctscreen::pattern::PatternFeatures) -> String {
     let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.0} %", 100.0 * v));
     let yes = |v: Option<bool>| v.map_or("n/a", |b| if b { "yes" } else { "no" });
     format!(

@@ -5,6 +5,7 @@ mod analyze;
 mod bench;
 mod calibrate_ood;
 mod common;
+mod compare;
 mod eval;
 mod info;
 #[cfg(feature = "train")]
@@ -68,6 +69,9 @@ enum Command {
     },
     /// Analyse a CT (DICOM series, NIfTI) or a PNG/JPEG slice: lesions, lungs, report.
     Analyze(analyze::AnalyzeArgs),
+    /// Compare a baseline and a follow-up scan of one patient: both analysed with one model,
+    /// aligned along z by their lungs, and the change in every figure.
+    Compare(compare::CompareArgs),
     /// Describe an input as the readers see it (one JSON object).
     Info(info::InfoArgs),
     /// The lung mask alone (no model): volume per side, slices with lung, and optionally the
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> Result<()> {
             device,
         } => calibrate_ood::calibrate_ood(&model, &data, percentile, device.device),
         Command::Analyze(a) => analyze::analyze(a),
+        Command::Compare(a) => compare::compare(a),
         Command::Info(a) => info::info(a),
         Command::Lung(a) => info::lung(a),
         Command::BenchVolume(a) => bench::bench_volume(a),

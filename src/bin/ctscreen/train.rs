@@ -105,6 +105,14 @@ pub struct TrainArgs {
     /// Dropout before the classifier's output layer.
     #[arg(long, default_value_t = 0.3)]
     pub dropout: f64,
+    /// Real HU series (folders or files) whose lung slices train segmentation as negatives (an
+    /// empty lesion mask); with a `labels.tsv` beside a series, only its slices labelled not
+    /// infected. Repeat the flag for several.
+    #[arg(long)]
+    pub real_negatives: Vec<PathBuf>,
+    /// Share of each batch for the real-CT negatives, beside --mix's three.
+    #[arg(long, default_value_t = 0.0)]
+    pub real_neg_share: f64,
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -169,7 +177,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
         .with_pretrained(pretrained)
         .with_encoder_lr_scale(a.encoder_lr_scale)
         .with_blur_p(a.blur)
-        .with_label_smoothing(a.label_smoothing);
+        .with_label_smoothing(a.label_smoothing)
+        .with_real_negatives(
+            a.real_negatives
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        )
+        .with_real_neg_share(a.real_neg_share);
     let device = a.device.device.device()?.autodiff();
     let t0 = Instant::now();
     let data = TrainData::load(&a.data, &cfg)?;
