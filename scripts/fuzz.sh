@@ -4,6 +4,7 @@
 # files. Findings land in fuzz/artifacts/<target>/; each belongs in tests/fuzz-regressions/.
 #
 #   bash scripts/fuzz.sh [RUNS] [TARGETS...]     (default: 1000000 runs, every target)
+#   FORK=2 bash scripts/fuzz.sh ...               (libFuzzer jobs at once; default 1)
 #
 # Seeds: the first 64 KB of every file under ../shared/data/ct-files (DICOM series, NIfTI,
 # TotalSegmentator slices without a .dcm suffix), the regression inputs, and the synthetic seeds
@@ -52,7 +53,7 @@ for t in ${TARGETS[@]}; do
   # which is what a user runs; OOMs and crashes still stop the run.
   (cd fuzz && env -u CARGO_TARGET_DIR cargo +nightly fuzz run -O "$t" "corpus/$t" $seeds -- \
       -runs="$RUNS" -malloc_limit_mb=256 -rss_limit_mb=1024 -timeout=1 -max_len=$max_len \
-      -fork=1 -ignore_timeouts=1 -print_final_stats=1 >"$t.log" 2>&1 || true)
+      -fork="${FORK:-1}" -ignore_timeouts=1 -print_final_stats=1 >"$t.log" 2>&1 || true)
   # The cumulative "#runs" lines of the fork parent, then its end (the full log stays in fuzz/).
   grep -E '^#[0-9]+:' "fuzz/$t.log" | tail -n 3 || true
   tail -n 5 "fuzz/$t.log"
