@@ -13,7 +13,7 @@ use ctscreen::pipeline;
 use ctscreen::report::{self, ReportContext};
 use ctscreen::volume::nii;
 
-use crate::common::{DEFAULT_MODEL, DeviceArg, load_inputs, load_model};
+use crate::common::{RunArgs, load_inputs, load_model};
 
 #[derive(Args)]
 pub struct AnalyzeArgs {
@@ -21,8 +21,6 @@ pub struct AnalyzeArgs {
     /// the synthetic phantom.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    pub model: PathBuf,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -33,18 +31,10 @@ pub struct AnalyzeArgs {
     /// Write the lesions as a DICOM Segmentation referencing the input series (DICOM input).
     #[arg(long)]
     pub seg_out: Option<PathBuf>,
-    /// Slices per model batch.
-    #[arg(long, default_value_t = 8)]
-    pub batch: usize,
-    /// Refuse volumes with more voxels than this (checked before allocation).
-    #[arg(long, default_value_t = ctscreen::volume::DEFAULT_MAX_VOXELS)]
-    pub max_voxels: u64,
     #[command(flatten)]
-    pub device: DeviceArg,
+    pub run: RunArgs,
 }
 
-/// One input analysed: the volume, its lung mask, the model's slices and the report. The
-/// shared path of `analyze` and `compare` (the model is loaded once by the caller).
 pub struct Analysis {
     pub vol: ctscreen::volume::CtVolume,
     pub lung: ctscreen::lung::LungMask,
@@ -59,11 +49,10 @@ pub fn run_pipeline(
     inputs: &[PathBuf],
     loaded: &ctscreen::weights::LoadedModel,
     device: &burn::prelude::Device,
-    backend: &str,
-    batch: usize,
-    max_voxels: u64,
+    run: &RunArgs,
     quiet: bool,
 ) -> Result<Analysis> {
+    let (backend, batch, max_voxels) = (run.device.device.name(), run.batch, run.max_voxels);
     let t0 = Instant::now();
     let vol = load_inputs(inputs, max_voxels)?;
     let t_load = t0.elapsed().as_secs_f64();
@@ -121,23 +110,15 @@ pub fn run_pipeline(
 
 pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     let t0 = Instant::now();
-    let device = a.device.device.device()?;
-    let loaded = load_model(&a.model, &device)?;
+    let device = a.run.device.device.device()?;
+    let loaded = load_model(&a.run.model, &device)?;
     let Analysis {
         vol,
         lung,
         slices,
         report,
         seconds: [t_load, t_model, t_report],
-    } = run_pipeline(
-        &a.inputs,
-        &loaded,
-        &device,
-        a.device.device.name(),
-        a.batch,
-        a.max_voxels,
-        a.json,
-    )?;
+    } = run_pipeline(&a.inputs, &loaded, &device, &a.run, a.json)?;
     let nz = vol.dims[2];
     let input = &report.input;
     if let Some(path) = &a.seg_out {

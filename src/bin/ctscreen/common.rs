@@ -18,6 +18,22 @@ pub struct DeviceArg {
     pub device: Backend,
 }
 
+/// What every command that runs the model takes: which model, on what, in batches of how many,
+/// and the size a volume may have.
+#[derive(Args)]
+pub struct RunArgs {
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// Slices per model batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Refuse volumes with more voxels than this (checked before allocation).
+    #[arg(long, default_value_t = ctscreen::volume::DEFAULT_MAX_VOXELS)]
+    pub max_voxels: u64,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
 /// The model directory every command defaults to: v2 beat v1 on the 8-bit validation of both
 /// tasks and on the real-CT evaluation (its model card); v1 stays `--model models/ctscreen-v1`.
 pub const DEFAULT_MODEL: &str = "models/ctscreen-v2";

@@ -10,7 +10,7 @@ use ctscreen::compare::{self, Comparison, ScanFacts};
 use ctscreen::error::{Error, Result};
 
 use crate::analyze::run_pipeline;
-use crate::common::{DEFAULT_MODEL, DeviceArg, load_model};
+use crate::common::{RunArgs, load_model};
 
 #[derive(Args)]
 pub struct CompareArgs {
@@ -18,35 +18,18 @@ pub struct CompareArgs {
     pub baseline: PathBuf,
     /// The later scan, of the same patient.
     pub followup: PathBuf,
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    pub model: PathBuf,
     /// Print the comparison as one JSON object (both full reports, alignment, change).
     #[arg(long)]
     pub json: bool,
-    /// Slices per model batch.
-    #[arg(long, default_value_t = 8)]
-    pub batch: usize,
-    /// Refuse volumes with more voxels than this (checked before allocation).
-    #[arg(long, default_value_t = ctscreen::volume::DEFAULT_MAX_VOXELS)]
-    pub max_voxels: u64,
     #[command(flatten)]
-    pub device: DeviceArg,
+    pub run: RunArgs,
 }
 
 pub fn compare(a: CompareArgs) -> Result<()> {
-    let device = a.device.device.device()?;
-    let loaded = load_model(&a.model, &device)?;
-    let run = |path: &PathBuf| {
-        run_pipeline(
-            std::slice::from_ref(path),
-            &loaded,
-            &device,
-            a.device.device.name(),
-            a.batch,
-            a.max_voxels,
-            a.json,
-        )
-    };
+    let device = a.run.device.device.device()?;
+    let loaded = load_model(&a.run.model, &device)?;
+    let run =
+        |path: &PathBuf| run_pipeline(std::slice::from_ref(path), &loaded, &device, &a.run, a.json);
     // Both are analysed even when the first fails: the other's figures are still worth having.
     let (base, fu) = (run(&a.baseline), run(&a.followup));
     let (base, fu) = match (base, fu) {
