@@ -10,7 +10,7 @@ use ctscreen::volume::{Limits, dicom, load_bytes, nii};
 #[global_allocator]
 static ALLOC: CappedAlloc = CappedAlloc;
 
-/// The most any finding may make the readers hold at once. The inputs are ≤ 4 KB; before the
+/// The most any finding may make the readers hold at once. The inputs are ≤ 10 KB; before the
 /// budget, one of them made dicom-rs reserve 4 GB.
 const PEAK_BOUND: usize = 64 << 20;
 

@@ -86,6 +86,7 @@ pub(super) fn decode_into(
             .from_reader(Cursor::new(bytes))
             .map_err(|e| dicom_err(name, format!("cannot parse ({e})")))?;
         fill_minimal_header(&mut obj);
+        check_jpeg_frames(&obj, h).map_err(|reason| dicom_err(name, reason))?;
         let pixels = obj
             .decode_pixel_data()
             .map_err(|e| dicom_err(name, format!("cannot decode the pixel data ({e})")))?;
@@ -127,4 +128,99 @@ pub(super) fn decode_into(
         },
         e => e,
     })
+}
+
+/// Refuse encapsulated JPEG frames whose own frame header (SOF) declares another size than the
+/// DICOM header: jpeg-decoder sizes its buffers from the SOF with infallible allocations, so a
+/// forged 512×21581 lossless frame in a 512×512 slice (a fuzz finding) asked for 44 MB past the
+/// reader's budget and aborted the process instead of failing the file. The standard requires
+/// the two to agree, so nothing valid is refused.
+fn check_jpeg_frames(obj: &DefaultDicomObject, h: &SliceHeader) -> std::result::Result<(), String> {
+    let Ok(Some(elem)) = obj.element_opt(tags::PIXEL_DATA) else {
+        return Ok(());
+    };
+    let Some(fragments) = elem.value().fragments() else {
+        return Ok(());
+    };
+    for frag in fragments.iter().filter(|f| f.starts_with(&[0xFF, 0xD8])) {
+        for (rows, cols, comps) in jpeg_frame_headers(frag) {
+            if u32::from(rows) != h.rows
+                || u32::from(cols) != h.cols
+                || u16::from(comps) > h.samples_per_pixel.max(1)
+            {
+                return Err(format!(
+                    "its JPEG stream declares {cols}×{rows} pixels with {comps} component(s), \
+                     the header {}×{} with {} sample(s) per pixel",
+                    h.cols, h.rows, h.samples_per_pixel
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// (height, width, components) of every frame header (SOF0–SOF15 but DHT, JPG and DAC) of a
+/// JPEG stream, walking its marker segments by their lengths, and the entropy-coded data after
+/// each scan header byte by byte (a 0xFF there is stuffed or a restart marker, never data).
+fn jpeg_frame_headers(b: &[u8]) -> Vec<(u16, u16, u8)> {
+    let be16 = |s: &[u8]| u16::from_be_bytes([s[0], s[1]]);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] != 0xFF {
+            i += 1;
+            continue;
+        }
+        let m = b[i + 1];
+        match m {
+            // A stuffed 0xFF in entropy data, or fill bytes before a marker.
+            0x00 | 0xFF => {
+                i += 1;
+                continue;
+            }
+            // Markers without a length: TEM, RST0–7, SOI, EOI.
+            0x01 | 0xD0..=0xD9 => {
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let Some(len) = b.get(i + 2..i + 4).map(be16) else {
+            break;
+        };
+        if matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC) {
+            if let Some(f) = b.get(i + 5..i + 10) {
+                out.push((be16(&f[0..2]), be16(&f[2..4]), f[4]));
+            }
+        }
+        i += 2 + usize::from(len.max(2));
+    }
+    out
+}
+
+#[cfg(test)]
+mod jpeg_tests {
+    use super::jpeg_frame_headers;
+
+    #[test]
+    fn frame_headers_are_found_by_walking_segments_not_by_scanning_bytes() {
+        // SOI, a comment whose text holds FF C0 (not a frame), SOF3 512×21581, SOS, entropy
+        // data with a stuffed FF 00 and a restart marker, then a second SOF0 8×8, EOI.
+        let mut b = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x0A];
+        b.extend([0xFF, 0xC0, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55]);
+        b.extend([
+            0xFF, 0xC3, 0x00, 0x0B, 16, 0x54, 0x4D, 0x02, 0x00, 1, 1, 0x11, 0,
+        ]);
+        b.extend([0xFF, 0xDA, 0x00, 0x08, 1, 1, 0, 1, 0, 0]);
+        b.extend([0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56]);
+        b.extend([
+            0xFF, 0xC0, 0x00, 0x0B, 8, 0x00, 0x08, 0x00, 0x08, 1, 1, 0x11, 0,
+        ]);
+        b.extend([0xFF, 0xD9]);
+        assert_eq!(jpeg_frame_headers(&b), vec![(21581, 512, 1), (8, 8, 1)]);
+        // Truncated anywhere: no panic.
+        for n in 0..b.len() {
+            let _ = jpeg_frame_headers(&b[..n]);
+        }
+    }
 }
