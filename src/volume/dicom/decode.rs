@@ -188,10 +188,11 @@ fn jpeg_frame_headers(b: &[u8]) -> Vec<(u16, u16, u8)> {
         let Some(len) = b.get(i + 2..i + 4).map(be16) else {
             break;
         };
-        if matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC) {
-            if let Some(f) = b.get(i + 5..i + 10) {
-                out.push((be16(&f[0..2]), be16(&f[2..4]), f[4]));
-            }
+        if matches!(m, 0xC0..=0xCF)
+            && !matches!(m, 0xC4 | 0xC8 | 0xCC)
+            && let Some(f) = b.get(i + 5..i + 10)
+        {
+            out.push((be16(&f[0..2]), be16(&f[2..4]), f[4]));
         }
         i += 2 + usize::from(len.max(2));
     }
