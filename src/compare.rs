@@ -21,6 +21,8 @@ pub struct ScanFacts {
     /// A hash of PatientID and PatientName: equal for the same patient, and neither identifier
     /// is kept or printed (a change report gets shared more freely than a scan).
     pub patient_key: Option<u64>,
+    /// DICOM (0018,1210) Convolution Kernel, as the scanner wrote it.
+    pub kernel: Option<String>,
 }
 
 impl ScanFacts {
@@ -57,7 +59,18 @@ impl ScanFacts {
                     .map(|(_, _, _, v)| v.as_str())
             })
             .and_then(parse_dicom_date);
-        ScanFacts { date, patient_key }
+        let kernel = vol
+            .meta
+            .convolution_kernel
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string);
+        ScanFacts {
+            date,
+            patient_key,
+            kernel,
+        }
     }
 }
 
@@ -125,6 +138,10 @@ pub struct Alignment {
     pub mismatch: Option<f64>,
     /// Why there is no alignment, when there is none.
     pub reason: Option<String>,
+    /// Where each scan's frame starts: the patient z (mm) of its lowest analysed slice, so
+    /// that a viewer can turn a slice position of one scan into the other's (baseline patient
+    /// z `p` is at follow-up patient z `p - origin.baseline + z_offset_mm + origin.followup`).
+    pub origin_mm: Option<Pair<f64>>,
 }
 
 pub const ALIGNMENT_METHOD: &str = "craniocaudal shift only, matching the lung-area profiles \
@@ -140,6 +157,8 @@ const MIN_OVERLAP: f64 = 0.5;
 /// One scan's lung along z: (mm above its lowest slice, lung area mm², lesion share %), one
 /// entry per analysed slice with a physical position, ascending.
 struct Profile {
+    /// Patient z (mm) of the lowest slice: where the scan-local frame starts.
+    lo: f64,
     points: Vec<(f64, f64, Option<f64>)>,
     /// First and last position with lung.
     lung: Option<(f64, f64)>,
@@ -170,7 +189,7 @@ fn profile(r: &Report) -> Option<Profile> {
         .first()
         .zip(with_lung.last())
         .map(|(&a, &b)| (a, b));
-    Some(Profile { points, lung })
+    Some(Profile { lo, points, lung })
 }
 
 impl Profile {
@@ -206,6 +225,7 @@ fn align(base: &Report, fu: &Report) -> Alignment {
         overlap_mm: None,
         mismatch: None,
         reason: Some(reason),
+        origin_mm: None,
     };
     let (Some(pb), Some(pf)) = (profile(base), profile(fu)) else {
         return none(
@@ -261,6 +281,10 @@ fn align(base: &Report, fu: &Report) -> Alignment {
             overlap_mm: Some(overlap),
             mismatch: Some(m),
             reason: None,
+            origin_mm: Some(Pair {
+                baseline: pb.lo,
+                followup: pf.lo,
+            }),
         },
         None => none(format!(
             "the lung extents of the two scans ({:.0} mm and {:.0} mm long) cannot be made to \
@@ -413,6 +437,16 @@ pub fn compare(
                 "the {name} is out of distribution for the model: its figures are less reliable"
             ));
         }
+        // A cancelled run reports over the slices it finished; said, since its volumes are
+        // then too small.
+        if r.slices.len() < r.dims[2] {
+            warnings.push(format!(
+                "the {name} was analysed on {} of its {} slices (cancelled): its figures cover \
+                 those slices only",
+                r.slices.len(),
+                r.dims[2]
+            ));
+        }
         if r.spacing_mm.is_none() {
             warnings.push(format!(
                 "the {name} has no physical spacing (an 8-bit image): volumes in mL cannot be \
@@ -429,6 +463,14 @@ pub fn compare(
             ));
         }
     }
+    if let (Some(a), Some(b)) = (&base_facts.kernel, &fu_facts.kernel)
+        && !a.eq_ignore_ascii_case(b)
+    {
+        warnings.push(format!(
+            "different reconstruction kernels ({a} and {b}): a sharper kernel shows more noise, \
+             which can read as ground glass, so part of a change may be the kernel's"
+        ));
+    }
     let alignment = align(&base, &fu);
     if let Some(reason) = &alignment.reason {
         warnings.push(format!("not aligned: {reason}"));
@@ -442,26 +484,36 @@ pub fn compare(
         total: inv(|i| i.total),
     };
     let (lb, lf) = (base.lesion_ml.clone(), fu.lesion_ml.clone());
-    let lesion_ml = lb.as_ref().zip(lf.as_ref()).map(|(a, b)| Lesions {
+    // Without lung in one scan its "0 mL" is no measurement: no change is computed from it.
+    let comparable = base.lung_found && fu.lung_found;
+    let both = |a: &Option<Lesions<f64>>, b: &Option<Lesions<f64>>| {
+        comparable.then(|| a.clone().zip(b.clone())).flatten()
+    };
+    let lesion_ml = both(&lb, &lf).map(|(a, b)| Lesions {
         ggo: b.ggo - a.ggo,
         consolidation: b.consolidation - a.consolidation,
         total: b.total - a.total,
     });
-    let lesion_ml_pct = lb.as_ref().zip(lf.as_ref()).map(|(a, b)| Lesions {
+    let lesion_ml_pct = both(&lb, &lf).map(|(a, b)| Lesions {
         ggo: pct_change(a.ggo, b.ggo),
         consolidation: pct_change(a.consolidation, b.consolidation),
         total: pct_change(a.total, b.total),
     });
     let (gb, gf) = (lung_sides(&base), lung_sides(&fu));
-    let lung_ml = gb.as_ref().zip(gf.as_ref()).map(|(a, b)| LungSides {
-        left: b.left - a.left,
-        right: b.right - a.right,
-        total: b.total - a.total,
-    });
+    let lung_ml = (comparable.then_some(gb.as_ref()).flatten())
+        .zip(gf.as_ref())
+        .map(|(a, b)| LungSides {
+            left: b.left - a.left,
+            right: b.right - a.right,
+            total: b.total - a.total,
+        });
 
     let mut summary = Vec::new();
-    if let (Some(a), Some(b)) = (&lb, &lf) {
+    if let Some((a, b)) = both(&lb, &lf) {
         summary.push(lesion_words(a.total, b.total));
+    } else if !comparable {
+        summary
+            .push("no lung in one of the scans: lung and lesion volumes are not compared".into());
     }
     if let (Some(a), Some(b)) = (base.involvement_pct.total, fu.involvement_pct.total) {
         summary.push(format!(
@@ -701,6 +753,27 @@ mod tests {
             (off + 6.0 * vol.spacing_mm[2]).abs() <= vol.spacing_mm[2],
             "offset {off}"
         );
+        // A cut copy holds each level at its old patient z: the viewer's mapping (see
+        // `Alignment::origin_mm`) is the identity there, within a slice.
+        let o = c.alignment.origin_mm.clone().unwrap();
+        assert!(
+            (o.followup - o.baseline - 6.0 * vol.spacing_mm[2]).abs() < 1e-6,
+            "{o:?}"
+        );
+        assert!((-o.baseline + off + o.followup).abs() <= vol.spacing_mm[2]);
+        // Dropped slices read as an unfinished (cancelled) run, and say so.
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("follow-up was analysed on 26 of its 32 slices")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            !c.warnings
+                .iter()
+                .any(|w| w.contains("baseline was analysed"))
+        );
     }
 
     #[test]
@@ -711,10 +784,12 @@ mod tests {
         let a = ScanFacts {
             date: Some((2020, 3, 20)),
             patient_key: Some(fnv1a(b"A")),
+            kernel: Some("B30f".into()),
         };
         let b = ScanFacts {
             date: Some((2020, 3, 5)),
             patient_key: Some(fnv1a(b"B")),
+            kernel: Some("B70f".into()),
         };
         let mut thick = r.clone();
         thick.spacing_mm = thick.spacing_mm.map(|s| [s[0], s[1], 5.0]);
@@ -725,6 +800,7 @@ mod tests {
             "different patient identifiers",
             "dated before the baseline (2020-03-20)",
             "different slice spacing",
+            "different reconstruction kernels (B30f and B70f)",
         ] {
             assert!(
                 c.warnings.iter().any(|w| w.contains(needle)),
@@ -737,6 +813,36 @@ mod tests {
             (c.interval_days, c.dates.followup.as_deref()),
             (Some(15), Some("2020-03-20"))
         );
+    }
+
+    #[test]
+    fn a_scan_without_lung_gives_no_volume_change() {
+        let vol = crate::phantom::chest_phantom(64, 64, 16, 2);
+        let lung = lung_mask(&vol);
+        let (r, _, _) = painted(&vol, &lung, 4.0, 0.0);
+        // An abdomen: nothing below −320 HU anywhere, so no lung.
+        let mut abdomen = vol.clone();
+        abdomen.voxels.iter_mut().for_each(|v| *v = (*v).max(40));
+        let no_lung = lung_mask(&abdomen);
+        let (empty, _, _) = painted(&abdomen, &no_lung, 4.0, 0.0);
+        assert!(!empty.lung_found && r.lung_found);
+        let f = ScanFacts::default();
+        let c = compare(empty, &f, r, &f);
+        assert!(c.change.lesion_ml.is_none() && c.change.lesion_ml_pct.is_none());
+        assert!(c.change.lung_ml.is_none());
+        assert!(c.change.lesion_ml_values.followup.is_some());
+        assert!(!c.summary.iter().any(|s| s.starts_with("lesions appeared")));
+        assert!(
+            c.summary
+                .iter()
+                .any(|s| s.starts_with("no lung in one of the scans"))
+        );
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("no lung found in the baseline"))
+        );
+        assert!(c.alignment.z_offset_mm.is_none());
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub struct Analyzer {
     loaded: Loaded,
     gpu_error: Option<String>,
     current: Option<Current>,
+    /// The earlier scan of a follow-up comparison, kept whole (volume, results, lung) so that
+    /// both scans can be viewed side by side ([`Analyzer::keep_as_baseline`]).
+    baseline: Option<Current>,
     /// Files handed over one by one for the next load ([`Analyzer::stage_file`]).
     staged: Vec<(std::path::PathBuf, Vec<u8>)>,
 }
@@ -173,6 +176,7 @@ impl Analyzer {
             loaded,
             gpu_error,
             current: None,
+            baseline: None,
             staged: Vec::new(),
         })
     }
@@ -275,26 +279,106 @@ impl Analyzer {
     /// The stored values (int16 HU, or 0–255 for 8-bit input) of slice `z`, `[y][x]`, for
     /// drawing.
     pub fn slice_pixels(&self, z: u32) -> Result<Vec<i16>, JsError> {
-        let cur = self
-            .current
-            .as_ref()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        let z = z as usize;
-        if z >= cur.volume.dims[2] {
-            return Err(JsError::new(&format!("slice {z} is out of range")));
-        }
-        Ok(cur.volume.slice(z).to_vec())
+        Current::pixels(self.current.as_ref(), z)
     }
 
     /// The lesion classes and lung labels of slice `z` as counted, or `null` if it has not been
     /// analysed yet.
     pub fn slice_overlay(&self, z: u32) -> Result<JsValue, JsError> {
-        let (cur, lung) = self.current_with_lung()?;
-        let Ok(i) = cur.results.binary_search_by_key(&(z as usize), |r| r.z) else {
-            return Ok(JsValue::NULL);
-        };
-        let (lung, classes) = crate::slices::slice_in_lung(&cur.volume, lung, &cur.results[i]);
-        serde_wasm_bindgen::to_value(&SliceOverlay { classes, lung }).map_err(js)
+        Current::overlay(self.current.as_ref(), z)
+    }
+
+    /// [`slice_pixels`](Self::slice_pixels) of the baseline scan of a comparison.
+    pub fn baseline_slice_pixels(&self, z: u32) -> Result<Vec<i16>, JsError> {
+        Current::pixels(self.baseline.as_ref(), z)
+    }
+
+    /// [`slice_overlay`](Self::slice_overlay) of the baseline scan of a comparison.
+    pub fn baseline_slice_overlay(&self, z: u32) -> Result<JsValue, JsError> {
+        Current::overlay(self.baseline.as_ref(), z)
+    }
+
+    /// Keep the current scan (analysed, or cancelled part way) as the baseline of a follow-up
+    /// comparison; the next load becomes the follow-up. A baseline kept before is dropped.
+    pub fn keep_as_baseline(&mut self) -> Result<(), JsError> {
+        if self.current.is_none() && self.baseline.is_some() {
+            // A follow-up load replaced by another before its volume arrived: still kept.
+            return Ok(());
+        }
+        let cur = self
+            .current
+            .take()
+            .ok_or_else(|| JsError::new("no scan is loaded to compare a follow-up with"))?;
+        if cur.results.is_empty() {
+            self.current = Some(cur);
+            return Err(JsError::new(
+                "the scan has not been analysed yet: analyse it before adding a follow-up",
+            ));
+        }
+        self.baseline = Some(cur);
+        Ok(())
+    }
+
+    /// The follow-up could not be loaded: the baseline becomes the current scan again, with its
+    /// results. False when there was no baseline.
+    pub fn restore_baseline(&mut self) -> bool {
+        match self.baseline.take() {
+            Some(b) => {
+                self.current = Some(b);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Swap baseline and follow-up (when the dates are unknown or the order was wrong).
+    pub fn swap_scans(&mut self) -> Result<(), JsError> {
+        if self.baseline.is_none() || self.current.is_none() {
+            return Err(JsError::new("there is no comparison to swap"));
+        }
+        std::mem::swap(&mut self.baseline, &mut self.current);
+        Ok(())
+    }
+
+    /// End the comparison: the baseline's memory is freed.
+    pub fn drop_baseline(&mut self) {
+        self.baseline = None;
+    }
+
+    pub fn has_current(&self) -> bool {
+        self.current.is_some()
+    }
+
+    pub fn has_baseline(&self) -> bool {
+        self.baseline.is_some()
+    }
+
+    /// Voxels held by the baseline (the next load gets what is left of the memory budget).
+    pub fn baseline_voxels(&self) -> f64 {
+        self.baseline
+            .as_ref()
+            .map_or(0.0, |b| b.volume.voxels.len() as f64)
+    }
+
+    /// The follow-up comparison of the baseline and the current scan (`compare::compare`, as
+    /// `ctscreen compare --json` prints it) as JSON text.
+    pub fn compare(&self) -> Result<JsValue, JsError> {
+        let base = self
+            .baseline
+            .as_ref()
+            .ok_or_else(|| JsError::new("no baseline scan is kept for a comparison"))?;
+        let fu = self
+            .current
+            .as_ref()
+            .ok_or_else(|| JsError::new("no follow-up scan is loaded"))?;
+        let c = crate::compare::compare(
+            self.report_of(base),
+            &crate::compare::ScanFacts::of(&base.volume),
+            self.report_of(fu),
+            &crate::compare::ScanFacts::of(&fu.volume),
+        );
+        let json = serde_json::to_string_pretty(&c).map_err(js)?;
+        Ok(JsValue::from_str(&json))
     }
 
     /// Load the synthetic chest phantom (the demo without data).
@@ -375,17 +459,12 @@ impl Analyzer {
     /// The report over the slices analysed so far (all of them unless cancelled), with the lung
     /// mask computed on first use.
     pub fn report(&self) -> Result<JsValue, JsError> {
-        let backend = self.loaded.backend.to_string();
-        let model = self.config.version.clone();
-        let (cur, lung) = self.current_with_lung()?;
-        let ctx = ReportContext {
-            input: &cur.name,
-            model: &model,
-            backend: &backend,
-        };
-        let report = crate::report::build(&ctx, &cur.volume, lung, &cur.results);
+        let cur = self
+            .current
+            .as_ref()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
         // JSON text, so the page can offer it for download byte for byte as shown.
-        let json = serde_json::to_string_pretty(&report).map_err(js)?;
+        let json = serde_json::to_string_pretty(&self.report_of(cur)).map_err(js)?;
         Ok(JsValue::from_str(&json))
     }
 
@@ -418,14 +497,50 @@ struct Current {
     pending: HashMap<usize, SliceInput>,
 }
 
+impl Current {
+    fn lung(&self) -> &LungMask {
+        self.lung.get_or_init(|| lung_mask(&self.volume))
+    }
+
+    fn pixels(cur: Option<&Current>, z: u32) -> Result<Vec<i16>, JsError> {
+        let cur = cur.ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let z = z as usize;
+        if z >= cur.volume.dims[2] {
+            return Err(JsError::new(&format!("slice {z} is out of range")));
+        }
+        Ok(cur.volume.slice(z).to_vec())
+    }
+
+    fn overlay(cur: Option<&Current>, z: u32) -> Result<JsValue, JsError> {
+        let cur = cur.ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let Ok(i) = cur.results.binary_search_by_key(&(z as usize), |r| r.z) else {
+            return Ok(JsValue::NULL);
+        };
+        let (lung, classes) =
+            crate::slices::slice_in_lung(&cur.volume, cur.lung(), &cur.results[i]);
+        serde_wasm_bindgen::to_value(&SliceOverlay { classes, lung }).map_err(js)
+    }
+}
+
 impl Analyzer {
+    /// The report of `cur` over the slices analysed so far (all of them unless cancelled).
+    fn report_of(&self, cur: &Current) -> crate::report::Report {
+        let backend = self.loaded.backend;
+        let ctx = ReportContext {
+            input: &cur.name,
+            model: &self.config.version,
+            backend,
+        };
+        crate::report::build(&ctx, &cur.volume, cur.lung(), &cur.results)
+    }
+
     /// The current volume with its lung mask, computed on first use.
     fn current_with_lung(&self) -> Result<(&Current, &LungMask), JsError> {
         let cur = self
             .current
             .as_ref()
             .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        Ok((cur, cur.lung.get_or_init(|| lung_mask(&cur.volume))))
+        Ok((cur, cur.lung()))
     }
 
     /// The lesion label map of what has been analysed so far (inside the lungs).

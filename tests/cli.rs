@@ -789,17 +789,18 @@ fn compare_aligns_a_cut_copy_and_warns_on_mismatches() {
     }
     assert!(c["baseline"]["slices"].as_array().unwrap().len() == rows.len());
 
-    // Two patients' single slices: compared, with the mismatch said; no alignment (one slice
-    // has no extent along z).
-    let sbu = ct.join("sbu-covid-dicom");
-    let (a, b) = (
-        sbu.join("A002304/axial/19001231-076.dcm"),
-        sbu.join("A027284/axial/19000925-116.dcm"),
-    );
+    // Two patients, two scanners (GE's STANDARD kernel, Siemens' B40f): compared, with the
+    // mismatches said; no alignment (a single slice has no extent along z).
+    let a = ct.join("sbu-covid-dicom/A002304/axial/19001231-076.dcm");
+    let b = ct.join("lung-pet-ct-dx-a0002");
     let o = ctscreen(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("different patient identifiers"), "{text}");
+    assert!(
+        text.contains("different reconstruction kernels (STANDARD and B40f)"),
+        "{text}"
+    );
     assert!(text.contains("not aligned"), "{text}");
     assert!(text.contains("not a medical device"), "{text}");
 

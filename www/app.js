@@ -1,5 +1,6 @@
 // Wires file input → worker → viewer and report. Keeps the page usable after any error.
 import { PRESETS, composeRgba, drawRgba, drawStrip, windowSlice } from "./render.js";
+import { baselineZ, changeRows, drawProfiles, followupZ, keyLevel, levelRange, nearestSlice } from "./compare-view.js";
 
 /** Read a dropped directory entry recursively into File objects. */
 async function entryFiles(entry) {
@@ -33,12 +34,22 @@ export function startApp(doc) {
     "slice-info", "slice-result", "slice-figure", "strip", "wl-lung", "wl-med", "wl-text",
     "progress", "progress-wrap", "progress-text", "cancel", "synthetic", "dl-mask", "dl-png",
     "dl-json", "print", "dl-seg", "lung-outline", "nolung", "provisional",
+    "fu-file", "fu-folder", "followup-row", "compare", "cmp-base-name", "cmp-fu-name", "cmp-summary",
+    "cmp-warnings", "cmp-align", "cmp-panes", "cmp-base-fig", "cmp-base", "cmp-base-cap", "cmp-fu-fig",
+    "cmp-fu", "cmp-fu-cap", "cmp-plot", "cmp-plot-fig", "cmp-plot-cap", "cmp-table", "cmp-swap", "cmp-json", "cmp-print",
+    "cmp-close", "cmp-disclaimer",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
   let poolText = "";
   // The current volume: geometry, the slices drawn lately, per-slice results, report.
   let vol = null;
+  // A follow-up comparison: the baseline scan (kept in the worker; `vol` is then the follow-up),
+  // and the comparison once both are analysed, with the level shown (baseline patient z, mm).
+  let base = null;
+  let cmp = null;
+  /** Bumped when the scans swap places: views asked for before belong to the other one. */
+  let viewGen = 0;
   /** Slices kept in the page for drawing (each 2 B + 2 B a pixel). */
   const VIEW_CACHE = 24;
 
@@ -87,6 +98,8 @@ export function startApp(doc) {
         slices: new Array(nz), report: null, t0: performance.now(),
         win: v.info.hu ? { ...PRESETS.lung } : { width: 255, level: 127.5 },
       };
+      if (!msg.followup) { base = null; cmp = null; }
+      renderCompare();
       ui.synthetic.hidden = !v.synthetic;
       ui.dlSeg.hidden = v.info.kind !== "dicom";
       ui.wlLung.disabled = ui.wlMed.disabled = !v.info.hu;
@@ -127,13 +140,16 @@ export function startApp(doc) {
       doc.body.dataset.run = String(msg.run);
       drawStrip(ui.strip, vol.slices, vol.z);
     } else if (msg.type === "view") {
-      if (!vol || msg.id !== vol.id) return;
-      vol.asked.delete(msg.z);
-      vol.views.delete(msg.z);
-      vol.views.set(msg.z, { pixels: msg.pixels, overlay: msg.overlay, stale: false });
+      if (msg.gen !== viewGen) return;
+      const scan = msg.which === "baseline" ? base : vol;
+      if (!scan || (msg.which !== "baseline" && msg.id !== vol.id)) return;
+      scan.asked.delete(msg.z);
+      scan.views.delete(msg.z);
+      scan.views.set(msg.z, { pixels: msg.pixels, overlay: msg.overlay, stale: false });
       // A few dozen slices kept for scrolling back and forth; the oldest go first.
-      for (const k of vol.views.keys()) { if (vol.views.size <= VIEW_CACHE) break; if (k !== vol.z) vol.views.delete(k); }
-      if (msg.z === vol.z) render();
+      for (const k of scan.views.keys()) { if (scan.views.size <= VIEW_CACHE) break; if (k !== scan.z && k !== scan.paneZ) scan.views.delete(k); }
+      if (scan === vol && msg.z === vol.z) render();
+      if (cmp && msg.z === scan.paneZ) renderPanes();
     } else if (msg.type === "report" && msg.provisional) {
       // Early estimate from the slices done so far; the run goes on.
       if (!vol) return;
@@ -165,10 +181,31 @@ export function startApp(doc) {
       if (msg.workers !== undefined) doc.body.dataset.workersAfterRun = String(msg.workers);
       if (msg.memBytes != null) doc.body.dataset.wasmMem = String(msg.memBytes);
       doc.body.dataset.analyses = String(Number(doc.body.dataset.analyses || 0) + 1);
+    } else if (msg.type === "comparison") {
+      if (!base || !vol) return;
+      if (msg.swapped) {
+        [base, vol] = [vol, base];
+        [base.id, vol.id] = [vol.id, base.id]; // the worker's current scan answers to the load id
+        vol.z = Math.min(vol.z, vol.nz - 1);
+        render();
+      }
+      const data = JSON.parse(msg.json);
+      const level = cmp && msg.swapped ? null : cmp?.level;
+      cmp = { data, text: msg.json, level: level ?? keyLevel(data) ?? base.positions_mm[base.z] ?? 0 };
+      doc.body.dataset.comparisons = String(Number(doc.body.dataset.comparisons || 0) + 1);
+      // For the browser tests, as `ctscreenTimings`.
+      doc.defaultView.ctscreenComparison = data;
+      renderCompare();
     } else if (msg.type === "mask") {
       if (msg.format === "seg") download(doc, new Blob([msg.bytes], { type: "application/dicom" }), `${baseName()}-lesions-seg.dcm`);
       else download(doc, new Blob([msg.bytes], { type: "application/gzip" }), `${baseName()}-lesions.nii.gz`);
     } else if (msg.type === "error") {
+      if (msg.restoredId != null && base) {
+        // The follow-up could not be read: the baseline's analysis is shown again, whole.
+        vol = base; vol.id = msg.restoredId; base = null; cmp = null;
+        doc.body.dataset.restored = String(Number(doc.body.dataset.restored || 0) + 1);
+        render(); renderCompare();
+      }
       showError(msg.message);
       ui.progressWrap.hidden = true;
       ui.status.textContent = msg.fatal ? "The model is not available." : `Ready: ${backendInfo}.`;
@@ -206,11 +243,12 @@ export function startApp(doc) {
     render();
   }
 
-  /** Ask the worker for slice z's pixels and overlay (once at a time per slice). */
-  function askView(z) {
-    if (vol.asked.has(z)) return;
-    vol.asked.add(z);
-    worker.postMessage({ type: "view", id: vol.id, z });
+  /** Ask the worker for slice z's pixels and overlay of `scan` (the current one unless given;
+   * once at a time per slice). */
+  function askView(z, scan = vol) {
+    if (scan.asked.has(z)) return;
+    scan.asked.add(z);
+    worker.postMessage({ type: "view", id: scan.id, z, gen: viewGen, which: scan === base ? "baseline" : null });
   }
 
   function render() {
@@ -242,6 +280,8 @@ export function startApp(doc) {
       : "not analysed yet";
     drawStrip(ui.strip, vol.slices, z);
     renderReport();
+    ui.followupRow.hidden = !vol.report || !!base || !ui.progressWrap.hidden;
+    if (cmp) renderPanes();
   }
 
   function renderReport() {
@@ -315,6 +355,84 @@ export function startApp(doc) {
       (r.lung_mask_approximate ? " Lung mask approximate (8-bit input)." : "");
   }
 
+  const li = (t) => { const e = doc.createElement("li"); e.textContent = t; return e; };
+
+  /** The comparison section: summary, warnings, alignment, change table, plot and panes. */
+  function renderCompare() {
+    ui.followupRow.hidden = !vol?.report || !!base;
+    ui.compare.hidden = !cmp;
+    doc.body.dataset.comparing = cmp ? "1" : base ? "pending" : "0";
+    if (!cmp) return;
+    const c = cmp.data;
+    ui.cmpBaseName.textContent = `${c.baseline.input} (${c.dates.baseline ?? "date unknown"})`;
+    ui.cmpFuName.textContent = `${c.followup.input} (${c.dates.followup ?? "date unknown"})`;
+    ui.cmpSummary.replaceChildren(...c.summary.map(li));
+    ui.cmpWarnings.replaceChildren(...c.warnings.map((w) => li(`Warning: ${w}`)));
+    const a = c.alignment;
+    ui.cmpAlign.textContent = a.z_offset_mm != null
+      ? `Aligned by the lungs: the follow-up's level is the baseline's ${a.z_offset_mm >= 0 ? "+" : "−"}${Math.abs(a.z_offset_mm).toFixed(1)} mm (lung seen in both over ${a.overlap_mm.toFixed(0)} mm; profile mismatch ${a.mismatch.toFixed(3)}, 0 = identical). Method: ${a.method}.`
+      : `No aligned view: ${a.reason}. The numbers are still compared.`;
+    ui.cmpPanes.hidden = a.z_offset_mm == null;
+    doc.body.dataset.aligned = a.z_offset_mm == null ? "0" : "1";
+    const body = ui.cmpTable.tBodies[0];
+    body.replaceChildren(...changeRows(c).map((row) => {
+      const tr = doc.createElement("tr");
+      for (const cell of row) { const td = doc.createElement("td"); td.textContent = cell; tr.appendChild(td); }
+      return tr;
+    }));
+    ui.cmpDisclaimer.textContent = c.disclaimer;
+    renderPanes();
+  }
+
+  /** Both scans at the level `cmp.level`, the plot with its marker. */
+  function renderPanes() {
+    if (!cmp || !base || !vol) return;
+    const c = cmp.data, a = c.alignment;
+    const o = a.origin_mm;
+    const t = o ? cmp.level - o.baseline : null;
+    // A profile needs slices with positions along z: none for single slices and PNG/JPEG.
+    ui.cmpPlotFig.hidden = c.profiles.baseline.length < 2 && c.profiles.followup.length < 2;
+    const plot = drawProfiles(ui.cmpPlot.getContext("2d"), ui.cmpPlot.width, ui.cmpPlot.height, c.profiles, t);
+    cmp.plot = plot;
+    ui.cmpPlotCap.textContent = c.profiles.aligned
+      ? "Lesion share of the lung per level, both scans on the baseline's axis (mm above its lowest slice): blue baseline, orange follow-up; the dashed line is the level shown above. Click to go to a level."
+      : "Lesion share of the lung per level, each scan on its own axis (mm above its lowest slice; the scans could not be aligned): blue baseline, orange follow-up.";
+    if (a.z_offset_mm == null) return;
+    const zb = nearestSlice(base.positions_mm, cmp.level);
+    const zf = nearestSlice(vol.positions_mm, followupZ(a, cmp.level));
+    base.paneZ = zb; vol.paneZ = zf;
+    doc.body.dataset.cmpZ = `${zb ?? "-"},${zf ?? "-"}`;
+    let drawn = 0;
+    for (const [scan, z, canvas, cap, name] of [[base, zb, ui.cmpBase, ui.cmpBaseCap, "baseline"], [vol, zf, ui.cmpFu, ui.cmpFuCap, "follow-up"]]) {
+      if (z == null) {
+        canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+        cap.textContent = `${name}: this level is outside the scan`;
+        drawn++;
+        continue;
+      }
+      const view = scan.views.get(z);
+      if (!view || view.stale || !view.overlay) askView(z, scan);
+      if (view) {
+        const grey = windowSlice(view.pixels, vol.win);
+        const ov = view.overlay;
+        drawRgba(canvas, composeRgba(grey, ui.overlay.checked && ov ? ov.classes : null, Number(ui.opacity.value), ui.lungOutline.checked && ov ? ov.lung : null, scan.nx), scan.nx, scan.ny);
+        if (view.overlay) drawn++;
+      }
+      const s = c[name === "baseline" ? "baseline" : "followup"].slices.find((r) => r.z === z);
+      cap.textContent = `${name}: slice ${z + 1} / ${scan.nz} · z = ${scan.positions_mm[z].toFixed(1)} mm` + (s ? ` · lesion ${s.lung_px ? (100 * s.lesion_px / s.lung_px).toFixed(1) : "0.0"} % of the lung` : "");
+    }
+    doc.body.dataset.cmpDrawn = drawn === 2 ? "1" : "0";
+  }
+
+  /** Move the comparison's level by `steps` slices of the finer scan. */
+  function stepLevel(steps) {
+    if (!cmp || !base || !vol) return;
+    const r = levelRange(cmp.data.alignment, base.positions_mm, vol.positions_mm);
+    if (!r) return;
+    cmp.level = Math.max(r.lo, Math.min(r.hi, cmp.level + steps * r.step));
+    renderPanes();
+  }
+
   async function analyseFiles(fileList) {
     ui.error.hidden = true;
     // Hidden files (.DS_Store, ._*) are left out; everything else goes, and what is not an image
@@ -322,13 +440,28 @@ export function startApp(doc) {
     // one, so the series is never held in the page.
     const files = [...fileList].filter((f) => !/^\./.test(f.name));
     if (!files.length) { showError("No files to read."); return; }
-    vol = null;
+    vol = null; base = null; cmp = null;
+    renderCompare();
     worker.postMessage({ type: "load", files, batch: urlBatch() });
+  }
+
+  /** Keep the analysed scan as the baseline and analyse `fileList` as its follow-up. */
+  function addFollowup(fileList) {
+    ui.error.hidden = true;
+    const files = [...fileList].filter((f) => !/^\./.test(f.name));
+    if (!files.length) { showError("No files to read."); return; }
+    if (!vol?.report || !ui.progressWrap.hidden) { showError("Analyse the first scan to the end (or cancel it) before adding a follow-up."); return; }
+    base = vol; vol = null; cmp = null;
+    base.paneZ = null;
+    renderCompare();
+    worker.postMessage({ type: "load", files, batch: urlBatch(), followup: true });
   }
 
   ui.file.addEventListener("change", () => { if (ui.file.files.length) analyseFiles([...ui.file.files]); ui.file.value = ""; });
   ui.folder.addEventListener("change", () => { if (ui.folder.files.length) analyseFiles([...ui.folder.files]); ui.folder.value = ""; });
-  ui.demo.addEventListener("click", () => { ui.error.hidden = true; vol = null; worker.postMessage({ type: "demo", batch: urlBatch() }); });
+  ui.fuFile.addEventListener("change", () => { if (ui.fuFile.files.length) addFollowup([...ui.fuFile.files]); ui.fuFile.value = ""; });
+  ui.fuFolder.addEventListener("change", () => { if (ui.fuFolder.files.length) addFollowup([...ui.fuFolder.files]); ui.fuFolder.value = ""; });
+  ui.demo.addEventListener("click", () => { ui.error.hidden = true; vol = null; base = null; cmp = null; renderCompare(); worker.postMessage({ type: "demo", batch: urlBatch() }); });
   ui.cancel.addEventListener("click", () => worker.postMessage({ type: "cancel" }));
   ui.drop.addEventListener("dragover", (e) => { e.preventDefault(); ui.drop.classList.add("hover"); });
   ui.drop.addEventListener("dragleave", () => ui.drop.classList.remove("hover"));
@@ -378,6 +511,38 @@ export function startApp(doc) {
   ui.dlPng.addEventListener("click", () => ui.slice.toBlob((b) => b && download(doc, b, `${baseName()}-slice${vol ? vol.z + 1 : 0}.png`)));
   ui.dlJson.addEventListener("click", () => vol?.reportText && download(doc, new Blob([vol.reportText], { type: "application/json" }), `${baseName()}-report.json`));
   ui.print.addEventListener("click", () => window.print());
+
+  // The comparison: both panes scroll together; the plot jumps to a level.
+  for (const fig of [ui.cmpBaseFig, ui.cmpFuFig]) {
+    fig.addEventListener("wheel", (e) => { if (!cmp) return; e.preventDefault(); stepLevel(-Math.sign(e.deltaY)); }, { passive: false });
+    fig.addEventListener("keydown", (e) => {
+      const step = { ArrowUp: 1, ArrowDown: -1, PageUp: 10, PageDown: -10 }[e.key];
+      if (step === undefined || !cmp) return;
+      stepLevel(step);
+      e.preventDefault();
+    });
+  }
+  ui.cmpPlot.addEventListener("click", (e) => {
+    const p = cmp?.plot, o = cmp?.data.alignment.origin_mm;
+    if (!p || !o) return;
+    const rect = ui.cmpPlot.getBoundingClientRect();
+    const x = ((e.clientX - rect.left) / rect.width) * ui.cmpPlot.width;
+    cmp.level = o.baseline + p.x0 + ((x - p.left) / (p.right - p.left)) * (p.x1 - p.x0);
+    renderPanes();
+  });
+  ui.cmpSwap.addEventListener("click", () => {
+    if (!cmp || !base || !vol) return;
+    // Views asked for before the swap are dropped on arrival (another generation): ask again.
+    viewGen++; base.asked.clear(); vol.asked.clear();
+    worker.postMessage({ type: "swap" });
+  });
+  ui.cmpClose.addEventListener("click", () => { base = null; cmp = null; worker.postMessage({ type: "close-compare" }); renderCompare(); });
+  ui.cmpJson.addEventListener("click", () => cmp && download(doc, new Blob([cmp.text], { type: "application/json" }), `${baseName()}-change-report.json`));
+  ui.cmpPrint.addEventListener("click", () => {
+    doc.body.classList.add("print-compare");
+    window.print();
+    doc.body.classList.remove("print-compare");
+  });
 
   startWorker();
   // Offline after one visit (not on file:// or where service workers are unavailable).

@@ -4,7 +4,9 @@
 // In:  {type: "init", options: {backend, model, workers, batch, crashworker, deviceMemory}} (first)
 //      | {type: "load", files: [File]} | {type: "demo"} | {type: "cancel"} | {type: "view", z}
 //      | {type: "export-mask"} | {type: "export-seg"}
-// Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"view"|"report"|"mask"|"error"}.
+//      | {type: "load", files, followup: true} (keeps the analysed scan as the baseline)
+//      | {type: "swap"} | {type: "close-compare"} | {type: "view", z, which: "baseline"}
+// Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"view"|"report"|"comparison"|"mask"|"error"}.
 // The volume lives here only: the page asks for the slices it draws ("view").
 import init, { Analyzer } from "../pkg/ctscreen.js";
 import { coarseToFine, firstStep } from "./schedule.js";
@@ -208,6 +210,8 @@ async function analyseAll(view, id, batchParam) {
     // This worker's wasm memory (it never shrinks): the browser tests bound what a damaged file may add.
     memBytes: wasm?.memory?.buffer?.byteLength ?? null,
     ownerMs: { prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });
+  // A follow-up: the change against the kept baseline (over what was analysed, if cancelled).
+  if (analyzer.has_baseline()) postMessage({ type: "comparison", json: analyzer.compare() });
 }
 
 onmessage = async (ev) => {
@@ -215,6 +219,7 @@ onmessage = async (ev) => {
   if (msg.type === "init") { options = msg.options || {}; optionsReceived(); return; }
   if (msg.type === "cancel") { runId++; pool?.cancel(); return; }
   let id = null; // the run this message started, if any
+  let followupPending = false; // a follow-up whose volume is not loaded yet (the baseline waits aside)
   try {
     await ready;
     if (msg.type === "load" || msg.type === "demo") {
@@ -224,12 +229,23 @@ onmessage = async (ev) => {
     }
     await idle();
     if (msg.type === "view") {
-      // The pixels of slice z and, once analysed, its overlay (for the volume `msg.id`).
-      if (msg.id !== loadId) return;
-      const pixels = analyzer.slice_pixels(msg.z);
-      const overlay = analyzer.slice_overlay(msg.z) ?? null;
+      // The pixels of slice z and, once analysed, its overlay (for the volume `msg.id`, or the
+      // baseline of a comparison).
+      const ofBase = msg.which === "baseline";
+      if (ofBase ? !analyzer.has_baseline() : msg.id !== loadId) return;
+      const pixels = ofBase ? analyzer.baseline_slice_pixels(msg.z) : analyzer.slice_pixels(msg.z);
+      const overlay = (ofBase ? analyzer.baseline_slice_overlay(msg.z) : analyzer.slice_overlay(msg.z)) ?? null;
       const transfer = [pixels.buffer, ...(overlay ? [overlay.classes.buffer, overlay.lung.buffer] : [])];
-      postMessage({ type: "view", id: msg.id, z: msg.z, pixels, overlay }, transfer);
+      postMessage({ type: "view", id: msg.id, z: msg.z, gen: msg.gen, which: msg.which ?? null, pixels, overlay }, transfer);
+      return;
+    }
+    if (msg.type === "swap") {
+      analyzer.swap_scans();
+      postMessage({ type: "comparison", json: analyzer.compare(), swapped: true });
+      return;
+    }
+    if (msg.type === "close-compare") {
+      analyzer.drop_baseline();
       return;
     }
     if (msg.type === "export-mask") {
@@ -246,6 +262,8 @@ onmessage = async (ev) => {
     if (id !== runId) return; // a newer load came while this one waited
     postMessage({ type: "status", text: "Reading the files…" });
     let view;
+    // A follow-up keeps the analysed scan aside as its baseline; any other load ends a comparison.
+    if (msg.followup && msg.type === "load") { followupPending = true; analyzer.keep_as_baseline(); } else analyzer.drop_baseline();
     if (msg.type === "demo") view = analyzer.load_demo();
     else {
       // One file at a time into wasm, each buffer dropped once copied: the series is never
@@ -256,16 +274,21 @@ onmessage = async (ev) => {
         if (id !== runId) return; // a newer load took over (and cleared what was staged)
         analyzer.stage_file(f.name, bytes);
       }
-      view = analyzer.load_staged(maxVoxels());
+      // The baseline holds its share of the memory budget.
+      view = analyzer.load_staged(Math.max(1, maxVoxels() - analyzer.baseline_voxels()));
     }
+    followupPending = false;
     // The middle slice's pixels come with the volume: the page shows it at once, before the
     // lung mask (seconds on a long series) keeps this worker busy.
     const mid = Math.floor(view.info.dims[2] / 2);
     const pixels = analyzer.slice_pixels(mid);
-    postMessage({ type: "volume", view, id, first: { z: mid, pixels } }, [pixels.buffer]);
+    postMessage({ type: "volume", view, id, followup: !!msg.followup, first: { z: mid, pixels } }, [pixels.buffer]);
     await analyseAll(view, id, Number(msg.batch) || 0);
   } catch (e) {
     // A run replaced by a newer load fails quietly (its volume is gone); the newer one reports.
-    if (id === null || id === runId) postMessage({ type: "error", message: String(e.message ?? e) });
+    // A follow-up that could not be read gives the baseline back, with its analysis.
+    // (When keeping it failed, the scan never left: it is the current one all along.)
+    const restored = followupPending && id === runId && (analyzer.restore_baseline() || analyzer.has_current());
+    if (id === null || id === runId) postMessage({ type: "error", message: String(e.message ?? e), restoredId: restored ? loadId : null });
   }
 };

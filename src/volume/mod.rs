@@ -101,6 +101,9 @@ pub struct VolumeMeta {
     pub modality: Option<String>,
     pub series_description: Option<String>,
     pub study_date: Option<String>,
+    /// (0018,1210) Convolution Kernel: how the scanner reconstructed the images (sharp kernels
+    /// show more noise, which reads as texture); compared between follow-up scans.
+    pub convolution_kernel: Option<String>,
     pub series_uid: Option<String>,
     pub transfer_syntax: Option<String>,
     pub n_files: usize,

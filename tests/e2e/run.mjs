@@ -37,6 +37,7 @@ const origin = `http://127.0.0.1:${port}`;
 await new Promise((r) => setTimeout(r, 800));
 
 const slice = path.join(data, "medseg-covid/train/images/0.jpg");
+const slice2 = path.join(data, "medseg-covid/train/images/1.jpg");
 const seriesDir = path.join(data, "ct-files/totalsegmentator/example_ct_dicom");
 const seriesFiles = fs.readdirSync(seriesDir).sort().map((f) => path.join(seriesDir, f));
 // The CLI's report for the same series, to compare with the page's (same pipeline, same model).
@@ -65,6 +66,19 @@ function hasUid(buf, uid) {
   return false;
 }
 const overlays = {};
+/** The page's comparison (issue 20) once `n` have arrived. */
+async function comparison(page, n, timeout = 300000) {
+  await page.waitForSelector(`body[data-comparisons='${n}']`, { timeout });
+  return page.evaluate(() => window.ctscreenComparison);
+}
+/** Pixels of a canvas in an RGB colour. */
+const colourPixels = (page, id, rgb) => page.evaluate(([id, rgb]) => {
+  const c = document.getElementById(id);
+  const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < px.length; i += 4) n += Math.abs(px[i] - rgb[0]) < 8 && Math.abs(px[i + 1] - rgb[1]) < 8 && Math.abs(px[i + 2] - rgb[2]) < 8;
+  return n;
+}, [id, rgb]);
 
 /** Wait for the page's `n`-th finished analysis and for its canvas to show the current slice
  * as analysed (the page asks the worker for the pixels it draws). */
@@ -140,6 +154,30 @@ async function runMode(mode) {
   await page.setInputFiles("#file", slice);
   await analysed(page, 2, 180000);
   check(`${mode}: a good file still works after bad ones`, await page.isHidden("#error"));
+  let analyses = 2, comparisons = 0;
+
+  // Follow-up (issue 20) of two PNG/JPEG slices: compared in numbers, no aligned view (no
+  // positions along z), and what makes it doubtful said. Then an unreadable follow-up: named,
+  // and the first scan's analysis is back.
+  const pFirst = await page.textContent("#pcovid");
+  await page.setInputFiles("#fu-file", slice2);
+  await analysed(page, ++analyses, 180000);
+  const pair = await comparison(page, ++comparisons);
+  await page.screenshot({ path: path.join(outDir, `${mode}-compare-slices.png`), fullPage: true });
+  check(`${mode}: two slices compare without an aligned view, with warnings (${pair.warnings.length}) and the change table`,
+    await page.isVisible("#compare") && pair.alignment.z_offset_mm === null && await page.isHidden("#cmp-panes")
+    && pair.warnings.some((w) => w.includes("patient identity unknown")) && pair.warnings.some((w) => w.includes("no physical spacing"))
+    && (await page.textContent("#cmp-align")).startsWith("No aligned view")
+    && (await page.$$("#cmp-table tbody tr")).length >= 10 && pair.baseline.input === "0.jpg" && pair.followup.input === "1.jpg"
+    && await page.isHidden("#cmp-plot-fig"));
+  await page.click("#cmp-close");
+  await page.setInputFiles("#fu-file", { name: "followup-broken.png", mimeType: "image/png", buffer: Buffer.from("\x89PNG\r\n\x1a\n\0\0", "binary") });
+  await page.waitForSelector("body[data-restored='1']", { timeout: 60000 });
+  await page.waitForSelector("body[data-drawn='1']", { timeout: 60000 });
+  const restoredMsg = await page.textContent("#error");
+  check(`${mode}: an unreadable follow-up is named and the first scan's analysis stays ("${restoredMsg.slice(0, 60)}")`,
+    restoredMsg.includes("followup-broken.png") && (await page.textContent("#pcovid")) === pFirst
+    && await page.isVisible("#followup-row") && await page.isHidden("#compare"));
 
   // A real DICOM series (20 slices, JPEG 2000): scrolling, report vs CLI, NIfTI export. On the
   // software WebGPU adapter a slice takes seconds, so there the run is cancelled after the
@@ -150,7 +188,7 @@ async function runMode(mode) {
   check(`${mode}: the 20-file JPEG 2000 series loads as 20 slices, not labelled synthetic`,
     (await page.evaluate(() => document.body.dataset.slices)) === "20" && await page.isHidden("#synthetic"));
   if (!full) await page.click("#cancel");
-  await analysed(page, 3, 300000);
+  await analysed(page, ++analyses, 300000);
   if (full) {
     // Coarse to fine: an estimate marked provisional came before the final one, which is not.
     const seen = Number(await page.evaluate(() => document.body.dataset.provisionalSeen || 0));
@@ -215,11 +253,25 @@ async function runMode(mode) {
       && rep.p_covid === cliReport.p_covid && rep.lung_found === cliReport.lung_found && rep.severity === cliReport.severity);
   }
   await page.screenshot({ path: path.join(outDir, `${mode}-series.png`), fullPage: true });
-  let analyses = 3;
+  if (full) {
+    // A DICOM baseline and a NIfTI follow-up (TotalSegmentator's example, both without lung):
+    // the mix works; no lung, no aligned view, said.
+    await page.setInputFiles("#fu-file", path.join(data, "ct-files/totalsegmentator/example_ct_sm.nii.gz"));
+    await analysed(page, ++analyses, 300000);
+    const mix = await comparison(page, ++comparisons);
+    // The NIfTI reaches the lung bases; the DICOM export (20 slices) does not.
+    check(`${mode}: DICOM baseline + NIfTI follow-up compare (no lung in the baseline, lung bases in the follow-up: no volume change, no aligned view)`,
+      mix.baseline.kind === "dicom" && mix.followup.kind === "nifti" && mix.alignment.z_offset_mm === null
+      && mix.warnings.some((w) => w.startsWith("no lung found in the baseline")) && mix.warnings.some((w) => w.startsWith("the lung is cut by an end of the follow-up"))
+      && mix.change.lesion_ml === null && mix.change.lung_ml === null
+      && await page.isVisible("#compare") && (await page.evaluate(() => document.body.dataset.aligned)) === "0");
+    await page.screenshot({ path: path.join(outDir, `${mode}-compare-mix.png`), fullPage: true });
+  }
   if (cliSbu && full) {
     // A COVID-19 chest slice with lesions: the page's report equals the CLI's.
     await page.setInputFiles("#file", sbuSlice);
     await analysed(page, ++analyses, 300000);
+    check(`${mode}: a new scan (not a follow-up) ends the comparison`, await page.isHidden("#compare"));
     const [d] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-json")]);
     const r = JSON.parse(fs.readFileSync(await d.path(), "utf8"));
     const rel = (a, b) => Math.abs(a - b) / Math.max(1e-9, Math.abs(b));
@@ -392,6 +444,67 @@ async function runPool() {
     crashed.info.workers === 2 && crashed.state.workersAfterRun === "1" && Number(crashed.state.done) === Number(crashed.state.run)
     && !crashed.state.repeatedSlices && crashed.mask.equals(one.mask) && sameReport(crashed.rep, one.rep));
   await page.screenshot({ path: path.join(outDir, "pool-crash.png"), fullPage: true });
+
+  // Follow-up (issue 20) on the CPU pool: the same series without its 3 lowest slices (24 mm)
+  // is found 24 mm off, with the same figures, both scans at the same level side by side.
+  const fuFiles = files.filter((f) => !/1-(28|29|30)\.dcm$/.test(f));
+  await page.setInputFiles("#fu-file", fuFiles);
+  await analysed(page, 2, 600000);
+  const cut = await comparison(page, 1);
+  await page.waitForSelector("body[data-cmp-drawn='1']", { timeout: 60000 });
+  const zPair = await page.evaluate(() => document.body.dataset.cmpZ);
+  const [zb, zf] = zPair.split(",").map(Number);
+  check(`compare: the cut copy aligns ${cut.alignment.z_offset_mm} mm off (3 slices of 8 mm: -24), involvement ${cut.change.involvement_pct_points.total?.toFixed(2)} points, same patient, interval ${cut.interval_days} days`,
+    Math.abs(cut.alignment.z_offset_mm + 24) <= 8 && Math.abs(cut.change.involvement_pct_points.total) <= 0.5
+    && cut.same_patient === true && cut.interval_days === 0 && cut.followup.slices.length === fuFiles.length);
+  // Slices are stored lowest first, so the cut's slice k is the full series' slice k + 3.
+  check(`compare: the panes open at the key level on the same anatomy (slices ${zPair}) and the plot draws both lines`,
+    zb === zf + 3 && zf >= 0 && await page.isVisible("#cmp-base") && await page.isVisible("#cmp-fu")
+    && (await colourPixels(page, "cmp-plot", [79, 195, 247])) > 50 && (await colourPixels(page, "cmp-plot", [255, 183, 77])) > 50);
+  await page.screenshot({ path: path.join(outDir, "pool-compare.png"), fullPage: true });
+  // What "Print change report" prints: the comparison alone, both key images at one level.
+  await page.evaluate(() => document.body.classList.add("print-compare"));
+  await page.emulateMedia({ media: "print" });
+  check(`compare: the printed change report has both key images and the table, not the single-scan viewer`,
+    await page.isVisible("#cmp-base") && await page.isVisible("#cmp-fu") && await page.isVisible("#cmp-table")
+    && await page.isHidden("#viewer") && await page.isHidden("#cmp-swap"));
+  await page.screenshot({ path: path.join(outDir, "pool-compare-print.png"), fullPage: true });
+  await page.emulateMedia({ media: "screen" });
+  await page.evaluate(() => document.body.classList.remove("print-compare"));
+  await page.focus("#cmp-fu-fig");
+  await page.keyboard.press("PageUp");
+  await page.waitForSelector("body[data-cmp-drawn='1']", { timeout: 60000 });
+  const zUp = await page.evaluate(() => document.body.dataset.cmpZ);
+  await page.hover("#cmp-base");
+  await page.mouse.wheel(0, 100);
+  await page.waitForTimeout(100);
+  const zWheel = await page.evaluate(() => document.body.dataset.cmpZ);
+  check(`compare: keys and wheel scroll both scans together (${zPair} → PageUp ${zUp} → wheel ${zWheel})`,
+    zb + 10 < nz && zUp === `${zb + 10},${zf + 10}` && zWheel === `${zb + 9},${zf + 9}`);
+  const [dlc] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#cmp-json")]);
+  const cj = JSON.parse(fs.readFileSync(await dlc.path(), "utf8"));
+  check(`compare: the change report downloads as JSON with the CLI's names`,
+    ["baseline", "followup", "alignment", "change", "interval_days", "warnings", "summary", "profiles"].every((k) => k in cj)
+    && "z_offset_mm" in cj.alignment && "method" in cj.alignment
+    && ["involvement_pct_points", "lesion_ml", "lesion_ml_pct", "lung_ml", "interval_days", "warnings"].every((k) => k in cj.change)
+    && cj.baseline.slices.length === nz);
+  await page.click("#cmp-swap");
+  const swapped = await comparison(page, 2);
+  await page.waitForSelector("body[data-cmp-drawn='1']", { timeout: 60000 });
+  check(`compare: swapping the order reverses the offset (${swapped.alignment.z_offset_mm} mm) and the change`,
+    Math.abs(swapped.alignment.z_offset_mm - cut.alignment.z_offset_mm * -1) < 1e-6 && swapped.baseline.slices.length === fuFiles.length
+    && Math.abs(swapped.change.lesion_ml.total + cut.change.lesion_ml.total) < 1e-6);
+  // Cancelling the follow-up's run keeps the baseline's results; the comparison says what the
+  // follow-up rests on.
+  await page.click("#cmp-close");
+  await page.evaluate(() => { document.body.dataset.slices = ""; }); // set again by the next volume
+  await page.setInputFiles("#fu-file", fuFiles);
+  await page.waitForFunction(() => Number(document.body.dataset.done || 0) >= 3 && document.body.dataset.slices === "27", null, { timeout: 300000 });
+  await page.click("#cancel");
+  const part = await comparison(page, 3);
+  check(`compare: a cancelled follow-up keeps the baseline's figures and says it is partial ("${part.warnings.find((w) => w.includes("cancelled"))?.slice(0, 60)}")`,
+    part.baseline.slices.length === nz && Math.abs(part.baseline.lesion_ml.total - cut.baseline.lesion_ml.total) < 1e-9
+    && part.warnings.some((w) => w.startsWith("the follow-up was analysed on") && w.includes("of its 27 slices")));
   // v2 is the default; `?model=v1` loads the first model (the U-Net trained from scratch).
   await page.goto(origin + "/?backend=cpu&workers=1&model=v1");
   await page.waitForSelector("body[data-ready='1']", { timeout: 180000 });

@@ -167,6 +167,7 @@ pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
             modality: first.modality.clone(),
             series_description: first.description.clone(),
             study_date: first.study_date.clone(),
+            convolution_kernel: first.convolution_kernel.clone(),
             series_uid: (chosen_uid != NO_SERIES_UID).then(|| chosen_uid.clone()),
             transfer_syntax: Some(ts_name),
             n_files: slices.len(),
