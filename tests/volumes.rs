@@ -364,6 +364,92 @@ fn series_order_survives_shuffled_input() {
     assert_eq!(a.meta.sop_instance_uids, b.meta.sop_instance_uids);
 }
 
+#[test]
+fn a_series_exported_twice_with_extras_loads_as_the_clean_series() {
+    let Some(ct) = ct_files() else { return };
+    let files = read_all(&ct.join("totalsegmentator/example_ct_dicom"));
+    let clean = load_bytes(files.clone(), &Limits::default()).unwrap();
+    // As a PACS export arrives: every image twice (a DICOMDIR tree and loose copies), a
+    // DICOMDIR-like non-image, text, XML and a PDF beside them.
+    let mut messy = files.clone();
+    for (p, b) in &files {
+        messy.push((
+            PathBuf::from("IMAGES/COPY").join(p.file_name().unwrap()),
+            b.clone(),
+        ));
+    }
+    for (name, bytes) in [
+        ("README.txt", b"exported by a PACS\n".to_vec()),
+        ("labels.tsv", b"file\tlabel\n".to_vec()),
+        ("index.xml", b"<?xml version=\"1.0\"?><x/>".to_vec()),
+        ("report.pdf", b"%PDF-1.4\n%\xe2\xe3\n".to_vec()),
+    ] {
+        messy.push((PathBuf::from(name), bytes));
+    }
+    let mut rng = ctscreen::rng::Rng::new(5);
+    rng.shuffle(&mut messy);
+    let got = load_bytes(messy, &Limits::default()).unwrap();
+    assert_eq!(got.dims, clean.dims);
+    assert!(
+        got.voxels == clean.voxels,
+        "same voxels as the clean series"
+    );
+    assert_eq!(got.meta.sop_instance_uids, clean.meta.sop_instance_uids);
+    let w = got.meta.warnings.join("; ");
+    assert!(
+        w.contains(&format!("{} duplicate file(s)", files.len())),
+        "{w}"
+    );
+    assert_eq!(
+        got.meta.skipped_files.len(),
+        4,
+        "{:?}",
+        got.meta.skipped_files
+    );
+}
+
+#[test]
+fn the_axial_series_is_chosen_over_a_larger_reformat() {
+    let Some(ct) = ct_files() else { return };
+    let dir = ct.join("totalsegmentator/example_ct_dicom");
+    let files = read_all(&dir);
+    let clean = load_bytes(files.clone(), &Limits::default()).unwrap();
+    // A coronal reformat of the study with more images than the axial series.
+    let mut all = files.clone();
+    for k in 0..files.len() + 5 {
+        let (p, _) = &files[k % files.len()];
+        let bytes = edited(p, |o| {
+            o.put(DataElement::new(
+                tags::SERIES_INSTANCE_UID,
+                VR::UI,
+                PrimitiveValue::from("1.2.3.4.5.6.7"),
+            ));
+            o.put(DataElement::new(
+                tags::SERIES_DESCRIPTION,
+                VR::LO,
+                PrimitiveValue::from("COR 3mm"),
+            ));
+            o.put(DataElement::new(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                VR::DS,
+                PrimitiveValue::from("1\\0\\0\\0\\0\\-1"),
+            ));
+        });
+        all.push((PathBuf::from(format!("cor/{k}.dcm")), bytes));
+    }
+    let got = load_bytes(all, &Limits::default()).unwrap();
+    assert_eq!(got.dims, clean.dims);
+    assert!(got.voxels == clean.voxels);
+    let w = got.meta.warnings.join("; ");
+    assert!(
+        w.contains(&format!(
+            "1 other series were found and not loaded: COR 3mm (CT, {} file(s))",
+            files.len() + 5
+        )),
+        "{w}"
+    );
+}
+
 /// Re-encode a DICOM file after editing it.
 fn edited(path: &Path, edit: impl FnOnce(&mut dicom_object::DefaultDicomObject)) -> Vec<u8> {
     let mut obj = dicom_object::open_file(path).unwrap();

@@ -104,7 +104,9 @@ export function changeRows(cmp) {
     rows.push([`${name} (mL)`, fmt(les.baseline?.[key]), fmt(les.followup?.[key]),
       c.lesion_ml ? `${signed(c.lesion_ml[key])} mL${pct == null ? "" : ` (${signed(pct, 0)} %)`}` : "n/a"]);
   }
-  rows.push(["Severity", c.severity.baseline, c.severity.followup, c.severity.baseline === c.severity.followup ? "same" : "changed"]);
+  const sev = c.severity;
+  rows.push(["Severity", sev.baseline, sev.followup,
+    sev.baseline === "n/a" || sev.followup === "n/a" ? "n/a" : sev.baseline === sev.followup ? "same" : "changed"]);
   rows.push(["Patient-level call", c.call_summary.baseline, c.call_summary.followup, ""]);
   const p = c.p_covid;
   rows.push(["p(COVID-19) of the call", fmt(p.baseline, 2), fmt(p.followup, 2),

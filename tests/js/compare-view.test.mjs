@@ -76,6 +76,10 @@ test("the change table says baseline, follow-up and change, n/a where unknown", 
   assert.deepEqual(row("Lung volume (mL)"), ["Lung volume (mL)", "4200", "4400", "+200"]);
   assert.deepEqual(row("p(COVID-19) of the call"), ["p(COVID-19) of the call", "0.90", "n/a", "n/a"]);
   assert.ok(rows.every((r) => r.length === 4 && r.every((c) => typeof c === "string")));
+  // No severity (no lung) in one scan: no change to state.
+  const noLung = changeRows({ ...cmp, change: { ...cmp.change, severity: { baseline: "n/a", followup: "CT-1" } } });
+  assert.equal(noLung.find((r) => r[0] === "Severity")[3], "n/a");
+  assert.equal(row("Severity")[3], "same");
   // A change that rounds to nothing carries no sign.
   const tiny = changeRows({ ...cmp, change: { ...cmp.change, involvement_pct_points: inv(-0.03) } });
   assert.equal(tiny.find((r) => r[0] === "Involvement total (% of lung)")[3], "0.0 points");

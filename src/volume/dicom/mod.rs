@@ -100,9 +100,51 @@ pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
         ));
     }
     if !other_series.is_empty() {
+        let listed: Vec<String> = other_series
+            .iter()
+            .take(4)
+            .map(|s| {
+                format!(
+                    "{} ({}, {} file(s))",
+                    s.description.as_deref().unwrap_or("no description"),
+                    s.modality.as_deref().unwrap_or("modality unknown"),
+                    s.n_files
+                )
+            })
+            .collect();
         warnings.push(format!(
-            "{} other series were found and not loaded",
-            other_series.len()
+            "{} other series were found and not loaded: {}{}",
+            other_series.len(),
+            listed.join("; "),
+            if other_series.len() > 4 { "; …" } else { "" }
+        ));
+    }
+    // A PACS export copied twice (a DICOMDIR tree beside loose files, a folder dropped with its
+    // copy): the same image is kept once instead of failing the series as two slices at one
+    // position. The same image is the same SOP Instance UID, or, without one, the same bytes
+    // (compared only between files of one position and length).
+    let mut seen_uid = std::collections::HashSet::new();
+    let mut seen_bytes: std::collections::HashMap<(Option<[u64; 3]>, usize), Vec<usize>> =
+        std::collections::HashMap::new();
+    let listed = slices.len();
+    slices.retain(|h| match &h.sop_instance_uid {
+        Some(u) => seen_uid.insert(u.clone()),
+        None => {
+            let bytes = &files[h.file].1;
+            let key = (h.position.map(|p| p.map(f64::to_bits)), bytes.len());
+            let kept = seen_bytes.entry(key).or_default();
+            if kept.iter().any(|&f| files[f].1 == *bytes) {
+                false
+            } else {
+                kept.push(h.file);
+                true
+            }
+        }
+    });
+    if slices.len() < listed {
+        warnings.push(format!(
+            "{} duplicate file(s) of images already read (same SOP Instance UID, or same bytes) were skipped",
+            listed - slices.len()
         ));
     }
     // The first file of the series as listed (before sorting) sets the geometry all must share.
@@ -194,10 +236,12 @@ fn choose_series(
     for h in headers {
         series.entry(h.series_uid.clone()).or_default().push(h);
     }
+    // The model reads axial slices: an axial series first (a study folder often holds coronal
+    // and sagittal reformats beside it, sometimes with more images), then the most images.
     let chosen_uid = series
         .iter()
         .filter(|(_, hs)| hs.iter().all(|h| not_ct_reason(h).is_none()))
-        .max_by_key(|(_, hs)| hs.len())
+        .max_by_key(|(_, hs)| (is_axial(&hs[0]), hs.len()))
         .map(|(uid, _)| uid.clone());
     let Some(chosen_uid) = chosen_uid else {
         let (h, why) = series
@@ -222,6 +266,20 @@ fn choose_series(
         .collect::<Vec<_>>();
     let slices = series.remove(&chosen_uid).unwrap_or_default();
     Ok((chosen_uid, slices, other_series))
+}
+
+/// Whether the slices are axial (their normal within about 37° of the body's long axis); a
+/// slice without ImageOrientationPatient counts as axial, as CT is acquired.
+fn is_axial(h: &SliceHeader) -> bool {
+    h.orientation.is_none_or(|o| {
+        let n = [
+            o[1] * o[5] - o[2] * o[4],
+            o[2] * o[3] - o[0] * o[5],
+            o[0] * o[4] - o[1] * o[3],
+        ];
+        let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+        len > 0.0 && n[2].abs() / len > 0.8
+    })
 }
 
 /// Size, orientation and pixel spacing must agree across the series.
