@@ -537,10 +537,24 @@ fn corrupted_input_corpus() {
         ));
     });
     expect_kind(tilted, "inconsistent_geometry", "tilted differently");
+    // Two different images at one position (the same image twice is kept once: see
+    // a_series_exported_twice_with_extras_loads_as_the_clean_series).
     let mut dup = series.clone();
-    dup[1].1 = dup[0].1.clone();
-    // Same SOP and position twice.
+    for (p, b) in dup.iter_mut().take(2) {
+        *b = edited(p, |o| {
+            o.put(DataElement::new(
+                tags::IMAGE_POSITION_PATIENT,
+                VR::DS,
+                PrimitiveValue::from("0\\0\\0"),
+            ));
+        });
+    }
     expect_kind(dup, "inconsistent_geometry", "same position");
+    let mut twice = series.clone();
+    twice[1].1 = twice[0].1.clone();
+    let n = series.len();
+    let v = load_bytes(twice, &Limits::default()).unwrap();
+    assert_eq!(v.dims[2], n - 1, "the same image twice is one slice");
 
     // Non-CT modalities.
     let mr = edited(&slice, |o| {
