@@ -1,6 +1,8 @@
 //! Write the fuzzers' seed inputs, all synthetic (no real scan ever enters the fuzz corpus, so
 //! no crash input derived from one can be committed): a small DICOM series slice, a NIfTI
-//! (.nii and .nii.gz) of the phantom, and a PNG and a JPEG of one of its slices.
+//! (.nii and .nii.gz) of the phantom, a PNG and a JPEG of one of its slices, and JPEG-LS streams
+//! of it (lossless, near-lossless, and with a fill byte before EOI as dcmtk writes), each behind
+//! the two size bytes the `jpegls` target reads.
 //!
 //! `cargo run --example fuzz_seeds -- fuzz/corpus`
 
@@ -33,6 +35,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("bad image size")?;
     img.save(i.join("slice.png"))?;
     img.save(i.join("slice.jpg"))?;
+    let j = out.join("jpegls");
+    std::fs::create_dir_all(&j)?;
+    let (w, h) = (vol.dims[0], vol.dims[1]);
+    // The stored values of a 12-bit CT (HU + 1024).
+    let px: Vec<u16> = vol
+        .slice(1)
+        .iter()
+        .map(|&v| (v + 1024).clamp(0, 4095) as u16)
+        .collect();
+    for near in [0u8, 2] {
+        let mut opts = jpegls::EncodeOptions::default();
+        opts.near = near;
+        opts.precision = Some(12);
+        let mut stream = vec![(w - 1) as u8, (h - 1) as u8];
+        jpegls::encode_with_options(&px, w as u32, h as u32, &opts, &mut stream)?;
+        std::fs::write(j.join(format!("near{near}.bin")), &stream)?;
+        if near == 0 {
+            let n = stream.len();
+            stream.insert(n - 2, 0xFF);
+            std::fs::write(j.join("fill-before-eoi.bin"), &stream)?;
+        }
+    }
     println!("seeds written under {}", out.display());
     Ok(())
 }

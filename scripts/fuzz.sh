@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-1000000}"
 shift || true
-TARGETS=("${@:-dicom nifti image}")
+TARGETS=("${@:-dicom nifti image jpegls}")
 DATA="${DATA:-../shared/data}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 SEEDS=fuzz/seeds
@@ -44,6 +44,8 @@ for t in ${TARGETS[@]}; do
   seeds="../$SEEDS" max_len=65536
   [ "$t" = nifti ] && seeds="../$SEEDS-nifti ../$SEEDS/nifti" && max_len=16384
   [ "$t" = image ] && seeds="../$SEEDS-image ../$SEEDS"
+  # JPEG-LS streams (synthetic, from fuzz_seeds) behind two size bytes.
+  [ "$t" = jpegls ] && seeds="../$SEEDS/jpegls" && max_len=16384
   echo "== $t: $RUNS runs"
   # The sanitizer build keeps to fuzz/target, whatever CARGO_TARGET_DIR says (it shares nothing
   # with the normal builds and would only evict them).

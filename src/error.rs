@@ -65,7 +65,7 @@ pub enum Error {
     /// The pixel data use a compression ctscreen cannot decode.
     #[error(
         "DICOM file {path} uses transfer syntax {name} ({uid}), which ctscreen cannot decode; \
-         export the series uncompressed or as JPEG/JPEG 2000/RLE"
+         export the series uncompressed or as JPEG/JPEG 2000/JPEG-LS/RLE"
     )]
     UnsupportedTransferSyntax {
         path: PathBuf,

@@ -1,5 +1,6 @@
 //! DICOM series through dicom-rs (`dicom-object`, `dicom-pixeldata`, pure-Rust codecs that
-//! build for wasm32: JPEG baseline/lossless, JPEG 2000 via the OpenJPEG Rust port, RLE, deflate).
+//! build for wasm32: JPEG baseline/lossless, JPEG 2000 via the OpenJPEG Rust port, RLE, deflate;
+//! JPEG-LS through pure_jpegls, since dicom-pixeldata reads it only through the C CharLS).
 //!
 //! Files are grouped by SeriesInstanceUID; the CT series with the most slices is loaded and the
 //! others are listed. Slices are ordered by ImagePositionPatient projected on the slice normal
@@ -22,6 +23,7 @@ use super::{
 use crate::error::{Error, Result};
 use header::{SliceHeader, not_ct_reason, read_header};
 
+pub use decode::jpeg_ls_frame;
 pub use write::write_series;
 
 /// Grouping key for files without a SeriesInstanceUID.
