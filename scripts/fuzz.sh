@@ -38,6 +38,14 @@ for f in $(ls "$DATA"/ucsd-covid-ct/covid/* | head -30) $(ls "$DATA"/medseg-covi
 done
 [ -d ../shared/fuzz-findings ] && cp ../shared/fuzz-findings/*.dcm "$SEEDS/" 2>/dev/null || true
 cargo run --quiet --profile fast --features wgpu,train --example fuzz_seeds -- "$SEEDS" >/dev/null
+# The synthetic DICOM seeds as JPEG-LS (lossless and near-lossless), when dcmtk is installed:
+# the whole reader path of that transfer syntax, CharLS's stream layout included.
+if command -v dcmcjpls >/dev/null; then
+  for f in "$SEEDS"/dicom/*; do
+    dcmcjpls "$f" "$SEEDS/dicom/jls-$(basename "$f")" 2>/dev/null || true
+    dcmcjpls +en "$f" "$SEEDS/dicom/jls-near-$(basename "$f")" 2>/dev/null || true
+  done
+fi
 echo "seeds: $(ls "$SEEDS" | wc -l) files"
 for t in ${TARGETS[@]}; do
   mkdir -p "fuzz/corpus/$t"

@@ -96,6 +96,10 @@ pub struct Analyzer {
     staged: Vec<(std::path::PathBuf, Vec<u8>)>,
 }
 
+/// WebGPU is given up for the CPU when one slice takes this many times longer there (the CPU
+/// path also spreads over every core, so even at par it would be faster on a volume).
+const GPU_SLOWER: f64 = 1.5;
+
 /// What the CPU backend is called in views and reports.
 const CPU_BACKEND: &str = "cpu (flex)";
 
@@ -125,6 +129,14 @@ async fn load_on(config: &ShippedConfig, weights: &[u8], gpu: bool) -> Result<Lo
     let zeros = vec![0.0f32; size * size];
     loaded.predict(&[zeros.as_slice()], size, false).await?;
     Ok(loaded)
+}
+
+/// Milliseconds for one (warm) slice through the model with its reconstruction, as analysed.
+async fn time_one_slice(loaded: &Loaded, size: usize) -> Result<f64, String> {
+    let zeros = vec![0.0f32; size * size];
+    let t0 = now_ms();
+    loaded.predict(&[zeros.as_slice()], size, true).await?;
+    Ok(now_ms() - t0)
 }
 
 impl Loaded {
@@ -179,6 +191,43 @@ impl Analyzer {
             baseline: None,
             staged: Vec::new(),
         })
+    }
+
+    /// On WebGPU, time one warm slice there and one on the CPU backend, and keep the CPU when
+    /// the GPU is slower than [`GPU_SLOWER`] times it: a software adapter (SwiftShader, a
+    /// blocklisted GPU's fallback) can be many times slower than the CPU path, and the user
+    /// should not pay for that without being told. Returns `{gpu_ms, cpu_ms, switched}`
+    /// (`null` when not on WebGPU); the reason is then in [`gpu_error`](Self::gpu_error).
+    pub async fn race_cpu(&mut self) -> Result<JsValue, JsError> {
+        if self.loaded.backend != "webgpu" {
+            return Ok(JsValue::NULL);
+        }
+        let size = self.config.input_size;
+        let gpu_ms = time_one_slice(&self.loaded, size).await.map_err(js)?;
+        let cpu = load_on(&self.config, &self.weights, false)
+            .await
+            .map_err(js)?;
+        let cpu_ms = time_one_slice(&cpu, size).await.map_err(js)?;
+        let switched = gpu_ms > GPU_SLOWER * cpu_ms;
+        if switched {
+            self.gpu_error = Some(format!(
+                "WebGPU took {gpu_ms:.0} ms per slice on this adapter against {cpu_ms:.0} ms on \
+                 the CPU, so the CPU is used (a software or fallback GPU adapter)"
+            ));
+            self.loaded = cpu;
+        }
+        #[derive(Serialize)]
+        struct Race {
+            gpu_ms: f64,
+            cpu_ms: f64,
+            switched: bool,
+        }
+        serde_wasm_bindgen::to_value(&Race {
+            gpu_ms,
+            cpu_ms,
+            switched,
+        })
+        .map_err(js)
     }
 
     /// The backend in use: "webgpu" or "cpu (flex)".

@@ -78,6 +78,7 @@ export function startApp(doc) {
       backendInfo = `model ${msg.model} on ${msg.backend}${poolText}` + (msg.gpuError ? ` (CPU fallback: ${msg.gpuError})` : "");
       ui.status.textContent = `Ready: ${backendInfo}. Model loaded in ${msg.loadMs.toFixed(0)} ms.`;
       doc.body.dataset.backend = msg.backend;
+      if (msg.race) doc.body.dataset.race = `${msg.race.gpu_ms.toFixed(0)},${msg.race.cpu_ms.toFixed(0)},${msg.race.switched}`;
       doc.body.dataset.model = msg.model;
       doc.body.dataset.ready = "1";
     } else if (msg.type === "pool") {
@@ -220,14 +221,15 @@ export function startApp(doc) {
   /** `?batch=N`: slices per model call (benchmarks compare sizes with it). */
   const urlBatch = () => urlInt("batch", 64);
   /**
-   * `?backend=cpu` forces the CPU path, `?workers=N` the size of its pool (benchmarks and tests
+   * `?backend=cpu` forces the CPU path, `?backend=webgpu` keeps WebGPU even where one slice takes
+   * longer there than on the CPU (by default the page then uses the CPU), `?workers=N` the size of its pool (benchmarks and tests
    * compare sizes on one build), `?crashworker=K` crashes a pool worker after K slices (test),
    * `?model=v1` loads the first model, the U-Net trained from scratch (comparisons; only the default,
    * v2, is precached for offline use).
    */
   function urlOptions() {
     const q = new URLSearchParams(doc.defaultView.location.search);
-    const backend = q.get("backend") === "cpu" ? "cpu" : "auto";
+    const backend = ["cpu", "webgpu"].includes(q.get("backend")) ? q.get("backend") : "auto";
     const model = q.get("model") === "v1" ? "ctscreen-v1" : "ctscreen-v2";
     return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000), deviceMemory: doc.defaultView.navigator.deviceMemory ?? null };
   }

@@ -1,7 +1,7 @@
 // The inference worker: owns the wasm module, the current volume and its results. On the GPU
 // it runs the model itself, in batches; on the CPU it feeds a pool of model workers (pool.js),
 // one per core, and runs the model itself only if the pool cannot start.
-// In:  {type: "init", options: {backend, model, workers, batch, crashworker, deviceMemory}} (first)
+// In:  {type: "init", options: {backend: "auto"|"cpu"|"webgpu", model, workers, batch, crashworker, deviceMemory}} (first)
 //      | {type: "load", files: [File]} | {type: "demo"} | {type: "cancel"} | {type: "view", z}
 //      | {type: "export-mask"} | {type: "export-seg"}
 //      | {type: "load", files, followup: true} (keeps the analysed scan as the baseline)
@@ -62,6 +62,13 @@ async function load() {
   const t0 = performance.now();
   postMessage({ type: "status", text: preferGpu ? "Preparing the GPU (first use compiles shaders; this can take a while)…" : "Preparing the CPU backend…" });
   analyzer = await Analyzer.create(config.slice(), weights.slice(), preferGpu);
+  // A GPU adapter slower than the CPU (software rendering) is given up, and the page says why;
+  // `?backend=webgpu` keeps WebGPU whatever it costs (tests, comparisons).
+  let race = null;
+  if (analyzer.backend() === "webgpu" && options.backend !== "webgpu") {
+    postMessage({ type: "status", text: "Timing the GPU against the CPU (one slice each)…" });
+    race = await analyzer.race_cpu();
+  }
   // On the CPU path the pool starts before "ready", so everything is fetched before any file
   // is dropped (and precached for offline use).
   if (analyzer.backend() !== "webgpu") await startPool(wasm.memory.buffer.byteLength);
@@ -71,6 +78,7 @@ async function load() {
     gpuError: analyzer.gpu_error() ?? (preferGpu ? null : options.backend === "cpu" ? "the CPU was asked for (?backend=cpu)" : "this browser has no WebGPU"),
     model: analyzer.model_version(),
     loadMs: performance.now() - t0,
+    race,
   });
 }
 

@@ -101,7 +101,9 @@ async function runMode(mode) {
   page.on("request", (r) => requests.push({ url: r.url(), method: r.method(), t: Date.now() }));
   ctx.on("request", (r) => requests.push({ url: r.url(), method: r.method(), t: Date.now() }));
   page.on("console", (m) => { if (m.type() === "error") console.log(`[${mode} console] ${m.text()}`); });
-  await page.goto(origin + "/");
+  // The WebGPU path is kept with `?backend=webgpu`: by default the page leaves a GPU adapter
+  // slower than the CPU, as SwiftShader is (checked below).
+  await page.goto(origin + (mode === "webgpu" ? "/?backend=webgpu" : "/"));
   await page.waitForSelector("body[data-ready='1']", { timeout: 180000 });
   // The service worker precaches everything on install; let it finish before analysis starts.
   await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
@@ -109,6 +111,22 @@ async function runMode(mode) {
   check(`${mode}: backend is ${mode === "webgpu" ? "webgpu" : "the CPU fallback"}`,
     mode === "webgpu" ? backend === "webgpu" : backend.startsWith("cpu"), `got ${backend}`);
   check(`${mode}: disclaimer always visible`, await page.isVisible("#disclaimer"));
+  if (mode === "webgpu") {
+    // Issue 22: WebGPU must not be slower than the CPU without saying so. On SwiftShader one
+    // slice takes seconds against a few hundred ms on the CPU: the default page times both at
+    // start, takes the CPU and says why.
+    const auto = await ctx.newPage();
+    await auto.goto(origin + "/");
+    await auto.waitForSelector("body[data-ready='1']", { timeout: 180000 });
+    const race = await auto.evaluate(() => document.body.dataset.race ?? "");
+    const [gpuMs, cpuMs, switched] = race.split(",");
+    const status = await auto.textContent("#status");
+    check(`webgpu: on a GPU adapter slower than the CPU (${gpuMs} ms against ${cpuMs} ms a slice) the page takes the CPU and says so`,
+      switched === "true" && Number(gpuMs) > 1.5 * Number(cpuMs)
+      && (await auto.evaluate(() => document.body.dataset.backend)).startsWith("cpu") && status.includes("WebGPU took"), status);
+    await auto.screenshot({ path: path.join(outDir, "webgpu-slower-than-cpu.png"), fullPage: true });
+    await auto.close();
+  }
 
   // a. A MedSeg slice: probabilities shown, overlay overlaps the expert mask.
   const tAnalysis = Date.now();
@@ -340,6 +358,26 @@ async function runMode(mode) {
     (await page.evaluate(() => document.body.dataset.slices)) === "2" && await page.isHidden("#error")
     && shownSkipped === findings.length && findings.every((f) => warningsText.includes(path.basename(f)))
     && memClean > 0 && memDamaged - memClean <= 256 * 2 ** 20);
+
+  if (full) {
+    // JPEG-LS (issue 21), decoded in wasm: three slices of a chest series compressed here with
+    // dcmtk's dcmcjpls give the report of the same slices uncompressed.
+    const a2 = path.join(data, "ct-files/lung-pet-ct-dx-a0002");
+    const three = ["1-08.dcm", "1-09.dcm", "1-10.dcm"].map((f) => path.join(a2, f));
+    const jlsDir = fs.mkdtempSync(path.join(os.tmpdir(), "ctscreen-jls-"));
+    const jls = three.map((f, k) => { const o = path.join(jlsDir, `ls-${k}.dcm`); execFileSync("dcmcjpls", [f, o]); return o; });
+    const reportOf = async (files) => {
+      await page.setInputFiles("#file", files);
+      await analysed(page, ++analyses, 300000);
+      const [d] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#dl-json")]);
+      return JSON.parse(fs.readFileSync(await d.path(), "utf8"));
+    };
+    const plain = await reportOf(three);
+    const ls = await reportOf(jls);
+    check(`${mode}: a JPEG-LS series is decoded in the page and reports as the uncompressed one (lesions ${ls.lesion_ml.total.toFixed(2)} vs ${plain.lesion_ml.total.toFixed(2)} mL)`,
+      ls.slices.length === 3 && ls.skipped_files.length === 0 && ls.lesion_ml.total === plain.lesion_ml.total
+      && ls.lung_ml.left === plain.lung_ml.left && ls.p_covid === plain.p_covid && await page.isHidden("#error"));
+  }
 
   // b. Privacy: only same-origin GETs of static assets, none after analysis started.
   const foreign = requests.filter((r) => !r.url.startsWith(origin) && !r.url.startsWith("blob:") && !r.url.startsWith("data:"));
