@@ -721,7 +721,7 @@ impl ModelRunner {
     /// (`inference::PackedLayout`).
     pub async fn predict(&self, grids: Vec<f32>) -> Result<Vec<f32>, JsError> {
         let hw = self.size * self.size;
-        if grids.is_empty() || grids.len() % hw != 0 {
+        if grids.is_empty() || !grids.len().is_multiple_of(hw) {
             return Err(JsError::new(&format!(
                 "{} input values are not whole {}x{} slices",
                 grids.len(),
