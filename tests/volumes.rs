@@ -820,3 +820,81 @@ fn jpeg_ls_reads_back_the_original_hu() {
         }
     }
 }
+
+/// A CT slice exported from a PACS as a DICOM secondary capture (8-bit grey, no Modality LUT;
+/// made here with dcmtk's `img2dcm` from a MedSeg JPEG) is the picture it holds, not HU: read as
+/// the JPEG is, with the approximate lung mask, under Modality OT too. Before, its 0–255 values
+/// were taken for HU and no lung was found.
+#[test]
+fn an_8bit_secondary_capture_reads_as_its_picture() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    if std::process::Command::new("img2dcm")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").ok().as_deref() != Some("true"),
+            "CI=true but img2dcm (Debian dcmtk) is missing: scripts/test.sh installs it"
+        );
+        eprintln!("!!! SKIPPING the secondary-capture test: img2dcm (Debian dcmtk) not found !!!");
+        return;
+    }
+    let jpg = data.join("medseg-covid/train/images/0.jpg");
+    let sc = common::tmp_dir("secondary-capture").join("sc.dcm");
+    let st = std::process::Command::new("img2dcm")
+        .arg(&jpg)
+        .arg(&sc)
+        .status()
+        .unwrap();
+    assert!(st.success(), "img2dcm");
+    let picture = load(&jpg);
+    let ot = edited(&sc, |o| {
+        o.put(DataElement::new(
+            tags::MODALITY,
+            VR::CS,
+            PrimitiveValue::from("OT"),
+        ));
+    });
+    let mr = edited(&sc, |o| {
+        o.put(DataElement::new(
+            tags::MODALITY,
+            VR::CS,
+            PrimitiveValue::from("MR"),
+        ));
+    });
+    for (what, bytes) in [
+        ("no Modality", std::fs::read(&sc).unwrap()),
+        ("Modality OT", ot),
+    ] {
+        let v = load_bytes(vec![(PathBuf::from("sc.dcm"), bytes)], &Limits::default()).unwrap();
+        assert_eq!(
+            v.scale,
+            ctscreen::volume::IntensityScale::Display8Bit,
+            "{what}"
+        );
+        assert_eq!(v.dims, picture.dims, "{what}");
+        // The same JPEG bitstream, decoded by dicom-pixeldata here and by `image` there.
+        let close = v
+            .voxels
+            .iter()
+            .zip(&picture.voxels)
+            .filter(|(a, b)| (i32::from(**a) - i32::from(**b)).abs() <= 2)
+            .count();
+        assert!(close as f64 >= 0.99 * v.voxels.len() as f64, "{what}");
+        let (lung, lung_jpg) = (lung_mask(&v), lung_mask(&picture));
+        let n = |m: &ctscreen::lung::LungMask| m.labels.iter().filter(|&&l| l != 0).count();
+        assert!(lung.approximate, "{what}");
+        assert!(
+            n(&lung) > 1000
+                && (n(&lung) as f64 - n(&lung_jpg) as f64).abs() <= 0.02 * n(&lung_jpg) as f64,
+            "{what}: lung {} px against the JPEG's {}",
+            n(&lung),
+            n(&lung_jpg)
+        );
+    }
+    let err = load_bytes(vec![(PathBuf::from("mr.dcm"), mr)], &Limits::default()).unwrap_err();
+    assert!(err.to_string().contains("MR"), "{err}");
+}

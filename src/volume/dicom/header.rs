@@ -34,6 +34,9 @@ pub(super) struct SliceHeader {
     pub spacing_between: Option<f64>,
     pub instance_number: Option<i64>,
     pub sop_class_uid: Option<String>,
+    /// 8-bit grey without a Modality LUT (no RescaleSlope/Intercept): display values of an image
+    /// already windowed, as a PACS screenshot or secondary capture of a CT slice holds, not HU.
+    pub display_8bit: bool,
     pub patient_study: Vec<(u16, u16, String, String)>,
 }
 
@@ -91,6 +94,9 @@ pub(super) fn read_header(file: usize, name: &Path, bytes: &[u8]) -> Result<Opti
         description: text(&obj, tags::SERIES_DESCRIPTION),
         study_date: text(&obj, tags::STUDY_DATE),
         convolution_kernel: text(&obj, tags::CONVOLUTION_KERNEL),
+        display_8bit: int(&obj, tags::BITS_ALLOCATED) == Some(8)
+            && floats(&obj, tags::RESCALE_SLOPE).is_none()
+            && floats(&obj, tags::RESCALE_INTERCEPT).is_none(),
         study_uid: text(&obj, tags::STUDY_INSTANCE_UID),
         frame_of_reference_uid: text(&obj, tags::FRAME_OF_REFERENCE_UID),
         sop_instance_uid: text(&obj, tags::SOP_INSTANCE_UID),
@@ -157,6 +163,9 @@ pub(super) fn not_ct_reason(h: &SliceHeader) -> Option<String> {
     }
     match h.modality.as_deref() {
         None | Some("CT") => None,
+        // A slice exported from a PACS as an image ("other", secondary capture): read as the
+        // 8-bit picture it is, like a PNG/JPEG.
+        Some("OT" | "SC") if h.display_8bit => None,
         Some(m) => Some(format!("a {m} image (DICOM Modality {m})")),
     }
 }

@@ -151,6 +151,15 @@ pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
     }
     // The first file of the series as listed (before sorting) sets the geometry all must share.
     let first = slices[0].clone();
+    let display_8bit = slices.iter().all(|h| h.display_8bit);
+    if display_8bit {
+        warnings.push(
+            "8-bit DICOM image without a Modality LUT (a screenshot or secondary capture): \
+             already windowed, no Hounsfield units, so it is read as a PNG/JPEG is and the lung \
+             mask is approximate"
+                .into(),
+        );
+    }
     check_geometry(&slices, &first, &files, &chosen_uid)?;
     sort_slices(&mut slices);
     // A single multi-frame file is a stack of frames; otherwise one frame per file.
@@ -205,7 +214,11 @@ pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
         affine,
         axis_map: AxisMap::identity(dims),
         input_affine: affine,
-        scale: IntensityScale::Hounsfield,
+        scale: if display_8bit {
+            IntensityScale::Display8Bit
+        } else {
+            IntensityScale::Hounsfield
+        },
         kind: InputKind::Dicom,
         meta: VolumeMeta {
             modality: first.modality.clone(),
