@@ -747,6 +747,24 @@ fn approximate_mask_finds_lung_on_every_medseg_crop() {
     assert_eq!(n, 50);
 }
 
+/// Whether the dcmtk command `tool` can run: a test that needs it skips loudly without it, and
+/// fails under CI=true (scripts/test.sh installs dcmtk).
+fn dcmtk_tool(tool: &str, test: &str) -> bool {
+    if std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").ok().as_deref() != Some("true"),
+        "CI=true but {tool} (Debian dcmtk) is missing: scripts/test.sh installs it"
+    );
+    eprintln!("!!! SKIPPING {test}: {tool} (Debian dcmtk) not found !!!");
+    false
+}
+
 /// JPEG-LS files made here from shared series with dcmtk's `dcmcjpls`, as GE scanners and some
 /// PACS export them: lossless reads back the original HU exactly, near-lossless (NEAR 2)
 /// within 2 HU. An unsigned 12-bit series, and a signed 16-bit slice with padding (lossless
@@ -754,16 +772,7 @@ fn approximate_mask_finds_lung_on_every_medseg_crop() {
 #[test]
 fn jpeg_ls_reads_back_the_original_hu() {
     let Some(ct) = ct_files() else { return };
-    if std::process::Command::new("dcmcjpls")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var("CI").ok().as_deref() != Some("true"),
-            "CI=true but dcmcjpls (Debian dcmtk) is missing: scripts/test.sh installs it"
-        );
-        eprintln!("!!! SKIPPING the JPEG-LS test: dcmcjpls (Debian dcmtk) not found !!!");
+    if !dcmtk_tool("dcmcjpls", "the JPEG-LS test") {
         return;
     }
     let out = common::tmp_dir("jpeg-ls");
@@ -830,16 +839,7 @@ fn an_8bit_secondary_capture_reads_as_its_picture() {
     let Some(data) = common::shared_data() else {
         return;
     };
-    if std::process::Command::new("img2dcm")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var("CI").ok().as_deref() != Some("true"),
-            "CI=true but img2dcm (Debian dcmtk) is missing: scripts/test.sh installs it"
-        );
-        eprintln!("!!! SKIPPING the secondary-capture test: img2dcm (Debian dcmtk) not found !!!");
+    if !dcmtk_tool("img2dcm", "the secondary-capture test") {
         return;
     }
     let jpg = data.join("medseg-covid/train/images/0.jpg");
