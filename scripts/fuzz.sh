@@ -52,8 +52,8 @@ for t in ${TARGETS[@]}; do
   seeds="../$SEEDS" max_len=65536
   [ "$t" = nifti ] && seeds="../$SEEDS-nifti ../$SEEDS/nifti" && max_len=16384
   [ "$t" = image ] && seeds="../$SEEDS-image ../$SEEDS"
-  # JPEG-LS streams (synthetic, from fuzz_seeds) behind two size bytes.
-  [ "$t" = jpegls ] && seeds="../$SEEDS/jpegls" && max_len=16384
+  # JPEG-LS streams (synthetic, from fuzz_seeds) behind two size bytes, and every other seed.
+  [ "$t" = jpegls ] && seeds="../$SEEDS/jpegls ../$SEEDS"
   echo "== $t: $RUNS runs"
   # The sanitizer build keeps to fuzz/target, whatever CARGO_TARGET_DIR says (it shares nothing
   # with the normal builds and would only evict them).

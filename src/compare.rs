@@ -486,22 +486,21 @@ pub fn compare(
     let (lb, lf) = (base.lesion_ml.clone(), fu.lesion_ml.clone());
     // Without lung in one scan its "0 mL" is no measurement: no change is computed from it.
     let comparable = base.lung_found && fu.lung_found;
-    let both = |a: &Option<Lesions<f64>>, b: &Option<Lesions<f64>>| {
-        comparable.then(|| a.clone().zip(b.clone())).flatten()
-    };
-    let lesion_ml = both(&lb, &lf).map(|(a, b)| Lesions {
+    let lesions = comparable.then(|| lb.as_ref().zip(lf.as_ref())).flatten();
+    let lesion_ml = lesions.map(|(a, b)| Lesions {
         ggo: b.ggo - a.ggo,
         consolidation: b.consolidation - a.consolidation,
         total: b.total - a.total,
     });
-    let lesion_ml_pct = both(&lb, &lf).map(|(a, b)| Lesions {
+    let lesion_ml_pct = lesions.map(|(a, b)| Lesions {
         ggo: pct_change(a.ggo, b.ggo),
         consolidation: pct_change(a.consolidation, b.consolidation),
         total: pct_change(a.total, b.total),
     });
     let (gb, gf) = (lung_sides(&base), lung_sides(&fu));
-    let lung_ml = (comparable.then_some(gb.as_ref()).flatten())
-        .zip(gf.as_ref())
+    let lung_ml = comparable
+        .then(|| gb.as_ref().zip(gf.as_ref()))
+        .flatten()
         .map(|(a, b)| LungSides {
             left: b.left - a.left,
             right: b.right - a.right,
@@ -509,7 +508,7 @@ pub fn compare(
         });
 
     let mut summary = Vec::new();
-    if let Some((a, b)) = both(&lb, &lf) {
+    if let Some((a, b)) = lesions {
         summary.push(lesion_words(a.total, b.total));
     } else if !comparable {
         summary

@@ -253,6 +253,13 @@ export function startApp(doc) {
     worker.postMessage({ type: "view", id: scan.id, z, gen: viewGen, which: scan === base ? "baseline" : null });
   }
 
+  /** A slice's pixels in the current window, with the lesions and lung outline as switched. */
+  function drawView(canvas, view, nx, ny) {
+    const o = view.overlay;
+    drawRgba(canvas, composeRgba(windowSlice(view.pixels, vol.win), ui.overlay.checked && o ? o.classes : null,
+      Number(ui.opacity.value), ui.lungOutline.checked && o ? o.lung : null, nx), nx, ny);
+  }
+
   function render() {
     if (!vol) return;
     const { nx, ny, nz, z } = vol;
@@ -263,12 +270,7 @@ export function startApp(doc) {
     // Whether the canvas shows slice z as analysed so far (the browser tests wait for it).
     doc.body.dataset.drawn = current ? "1" : "0";
     // Until it arrives the canvas keeps what it showed.
-    if (view) {
-      const grey = windowSlice(view.pixels, vol.win);
-      const o = view.overlay;
-      const lung = ui.lungOutline.checked && o ? o.lung : null;
-      drawRgba(ui.slice, composeRgba(grey, ui.overlay.checked && o ? o.classes : null, Number(ui.opacity.value), lung, nx), nx, ny);
-    }
+    if (view) drawView(ui.slice, view, nx, ny);
     if (s && s.recon.length) drawRgba(ui.recon, composeRgba(s.recon, null, 0), s.size, s.size);
     else ui.recon.getContext("2d").clearRect(0, 0, ui.recon.width, ui.recon.height); // not analysed: no stale image
     const pos = vol.positions_mm[z];
@@ -415,9 +417,7 @@ export function startApp(doc) {
       const view = scan.views.get(z);
       if (!view || view.stale || !view.overlay) askView(z, scan);
       if (view) {
-        const grey = windowSlice(view.pixels, vol.win);
-        const ov = view.overlay;
-        drawRgba(canvas, composeRgba(grey, ui.overlay.checked && ov ? ov.classes : null, Number(ui.opacity.value), ui.lungOutline.checked && ov ? ov.lung : null, scan.nx), scan.nx, scan.ny);
+        drawView(canvas, view, scan.nx, scan.ny);
         if (view.overlay) drawn++;
       }
       const s = c[name === "baseline" ? "baseline" : "followup"].slices.find((r) => r.z === z);

@@ -89,9 +89,7 @@ pub(super) fn decode_into(
             .map_err(|e| dicom_err(name, format!("cannot parse ({e})")))?;
         fill_minimal_header(&mut obj);
         if jpeg_ls {
-            return decode_jpeg_ls(&obj, h, frames)
-                .map(|hu| out.extend(hu))
-                .map_err(|reason| dicom_err(name, reason));
+            return decode_jpeg_ls(&obj, h, frames, out).map_err(|reason| dicom_err(name, reason));
         }
         check_jpeg_frames(&obj, h).map_err(|reason| dicom_err(name, reason))?;
         let pixels = obj
@@ -118,13 +116,7 @@ pub(super) fn decode_into(
             if frame.len() < n {
                 return Err(dicom_err(name, "pixel data shorter than Rows×Columns"));
             }
-            out.extend(frame[..n].iter().map(|&v| {
-                quantise(if !v.is_finite() || Some(v) == pad_hu || v < AIR_HU {
-                    AIR_HU
-                } else {
-                    v
-                })
-            }));
+            out.extend(frame[..n].iter().map(|&v| hu_voxel(v, pad_hu)));
         }
         Ok(())
     });
@@ -137,17 +129,29 @@ pub(super) fn decode_into(
     })
 }
 
+/// One voxel from a value after the Modality LUT: the pixel padding, anything not finite and
+/// anything below air become air.
+fn hu_voxel(hu: f32, pad_hu: Option<f32>) -> i16 {
+    quantise(if !hu.is_finite() || Some(hu) == pad_hu || hu < AIR_HU {
+        AIR_HU
+    } else {
+        hu
+    })
+}
+
 /// JPEG-LS Lossless and JPEG-LS Lossy (near-lossless).
 const JPEG_LS: [&str; 2] = ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"];
 
-/// The frames of a JPEG-LS file as HU, decoded by pure_jpegls (one component, as CT is): the
-/// stored values sign-extended from BitsStored when PixelRepresentation is 1, then the Modality
-/// LUT and the padding rule as for every other transfer syntax.
+/// The frames of a JPEG-LS file as HU, appended to `out`, decoded by pure_jpegls (one
+/// component, as CT is): the stored values sign-extended from BitsStored when
+/// PixelRepresentation is 1, then the Modality LUT and the padding rule as for every other
+/// transfer syntax.
 fn decode_jpeg_ls(
     obj: &DefaultDicomObject,
     h: &SliceHeader,
     frames: u32,
-) -> std::result::Result<Vec<i16>, String> {
+    out: &mut Vec<i16>,
+) -> std::result::Result<(), String> {
     let value = obj
         .element(tags::PIXEL_DATA)
         .map_err(|_| "no pixel data".to_string())?
@@ -178,8 +182,7 @@ fn decode_jpeg_ls(
             .filter(|v| v.is_finite())
             .unwrap_or(0.0),
     );
-    let padding = int(obj, tags::PIXEL_PADDING_VALUE);
-    let mut out = Vec::with_capacity(rows as usize * cols as usize * frames);
+    let pad_hu = int(obj, tags::PIXEL_PADDING_VALUE).map(|p| (p as f64 * slope + intercept) as f32);
     for (f, stream) in streams.iter().enumerate() {
         let px = jpeg_ls_frame(stream, cols, rows)
             .map_err(|e| format!("cannot decode JPEG-LS frame {f} ({e})"))?;
@@ -188,15 +191,10 @@ fn decode_jpeg_ls(
             if signed && raw >= 1 << (bits - 1) {
                 raw -= 1 << bits;
             }
-            let hu = (raw as f64 * slope + intercept) as f32;
-            quantise(if Some(raw) == padding || !hu.is_finite() || hu < AIR_HU {
-                AIR_HU
-            } else {
-                hu
-            })
+            hu_voxel((raw as f64 * slope + intercept) as f32, pad_hu)
         }));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One JPEG-LS stream of `cols`×`rows` samples (public for the fuzz target).

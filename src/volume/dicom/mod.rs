@@ -121,32 +121,11 @@ pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
             if other_series.len() > 4 { "; …" } else { "" }
         ));
     }
-    // A PACS export copied twice (a DICOMDIR tree beside loose files, a folder dropped with its
-    // copy): the same image is kept once instead of failing the series as two slices at one
-    // position. The same image is the same SOP Instance UID, or, without one, the same bytes
-    // (compared only between files of one position and length).
-    let mut seen_uid = std::collections::HashSet::new();
-    let mut seen_bytes: std::collections::HashMap<(Option<[u64; 3]>, usize), Vec<usize>> =
-        std::collections::HashMap::new();
-    let listed = slices.len();
-    slices.retain(|h| match &h.sop_instance_uid {
-        Some(u) => seen_uid.insert(u.clone()),
-        None => {
-            let bytes = &files[h.file].1;
-            let key = (h.position.map(|p| p.map(f64::to_bits)), bytes.len());
-            let kept = seen_bytes.entry(key).or_default();
-            if kept.iter().any(|&f| files[f].1 == *bytes) {
-                false
-            } else {
-                kept.push(h.file);
-                true
-            }
-        }
-    });
-    if slices.len() < listed {
+    let duplicates = drop_duplicates(&mut slices, &files);
+    if duplicates > 0 {
         warnings.push(format!(
-            "{} duplicate file(s) of images already read (same SOP Instance UID, or same bytes) were skipped",
-            listed - slices.len()
+            "{duplicates} duplicate file(s) of images already read (same SOP Instance UID, or \
+             same bytes) were skipped"
         ));
     }
     // The first file of the series as listed (before sorting) sets the geometry all must share.
@@ -281,6 +260,30 @@ fn choose_series(
         .collect::<Vec<_>>();
     let slices = series.remove(&chosen_uid).unwrap_or_default();
     Ok((chosen_uid, slices, other_series))
+}
+
+/// Keep each image once; returns how many files were dropped. A PACS export copied twice (a
+/// DICOMDIR tree beside loose files, a folder dropped with its copy) would otherwise fail the
+/// series as two slices at one position. The same image is the same SOP Instance UID, or,
+/// without one, the same bytes (compared only between files of one position and length).
+fn drop_duplicates(slices: &mut Vec<SliceHeader>, files: &[(PathBuf, Vec<u8>)]) -> usize {
+    let mut seen_uid = std::collections::HashSet::new();
+    let mut seen_bytes: BTreeMap<(Option<[u64; 3]>, usize), Vec<usize>> = BTreeMap::new();
+    let listed = slices.len();
+    slices.retain(|h| match &h.sop_instance_uid {
+        Some(u) => seen_uid.insert(u.clone()),
+        None => {
+            let bytes = &files[h.file].1;
+            let key = (h.position.map(|p| p.map(f64::to_bits)), bytes.len());
+            let kept = seen_bytes.entry(key).or_default();
+            let new = !kept.iter().any(|&f| files[f].1 == *bytes);
+            if new {
+                kept.push(h.file);
+            }
+            new
+        }
+    });
+    listed - slices.len()
 }
 
 /// Whether the slices are axial (their normal within about 37° of the body's long axis); a
