@@ -12,7 +12,7 @@ const CopyPlugin = require("copy-webpack-plugin");
 // must not outlive a retrained copy.
 const modelFiles = ["ctscreen-v2", "ctscreen-v1"].flatMap((m) =>
   ["config.json", "model.bpk"].map((f) => `models/${m}/${f}`));
-const hashed = ["www", "pkg/ctscreen_bg.wasm", "pkg/ctscreen.js", ...modelFiles];
+const hashed = ["www", "package-lock.json", "pkg/ctscreen_bg.wasm", "pkg/ctscreen.js", ...modelFiles];
 function buildHash() {
   const h = crypto.createHash("sha256");
   const add = (p) => {
@@ -40,6 +40,10 @@ module.exports = {
     clean: true,
   },
   experiments: { asyncWebAssembly: true },
+  // One chunk per dynamic import: the viewer (NiiVue) whole in viewer.js, which the service worker
+  // precaches by name. NiiVue's own lazy chunks (zarr codecs) are for formats the page never
+  // gives it.
+  optimization: { splitChunks: false },
   performance: { hints: false },
   plugins: [
     new CopyPlugin({

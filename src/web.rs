@@ -17,7 +17,7 @@ use crate::phantom::{SYNTHETIC_LABEL, chest_phantom};
 use crate::pipeline::{InputFrame, SliceInput, finish_slice, input_frame, prepare_slice};
 use crate::report::ReportContext;
 use crate::slices::{SliceCounts, SliceResult};
-use crate::volume::nii::write_labels_nii_gz;
+use crate::volume::nii::{view_step, write_labels_nii_gz, write_view_hu, write_view_labels};
 use crate::volume::{CtVolume, Limits, load_bytes};
 use crate::weights::{ShippedConfig, config_from_bytes, model_from_bytes};
 
@@ -41,6 +41,8 @@ pub struct VolumeView {
     pub positions_mm: Vec<Option<f64>>,
     pub synthetic: bool,
     pub load_ms: f64,
+    /// Canonical voxel index → patient LPS mm (rows x, y, z), for the viewer's crosshair.
+    pub affine: crate::volume::Affine,
 }
 
 /// One analysed slice's figures, as the page lists them; its overlay is asked for when the
@@ -524,6 +526,38 @@ impl Analyzer {
         write_labels_nii_gz(&cur.volume, &labels, "ctscreen lesions 1=GGO 2=cons").map_err(js)
     }
 
+    /// A copy of the current scan for the multiplanar and 3-D viewer, as an uncompressed
+    /// NIfTI-1 on the canonical grid: `what` is `"hu"` (int16), `"lesions"` (1 GGO,
+    /// 2 consolidation, what is analysed so far; drawn filled) or `"lung"` (1 right, 2 left, as
+    /// counted; a label map, drawn as its outline).
+    /// Volumes over `max_voxels` are averaged in-plane in 2×2 (3×3, …) blocks, never across
+    /// slices; all three use the same grid. The axial pane keeps the full resolution.
+    pub fn viewer_nifti(&self, what: &str, max_voxels: u32) -> Result<Vec<u8>, JsError> {
+        let cur = self
+            .current
+            .as_ref()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let step = view_step(cur.volume.dims, max_voxels.max(1) as usize);
+        match what {
+            "hu" => write_view_hu(&cur.volume, step),
+            "lesions" => {
+                let (cur, labels) = self.lesion_labels()?;
+                write_view_labels(
+                    &cur.volume,
+                    &labels,
+                    step,
+                    "ctscreen lesions 1=GGO 2=cons",
+                    false,
+                )
+            }
+            "lung" => {
+                write_view_labels(&cur.volume, &cur.lung().labels, step, "ctscreen lung", true)
+            }
+            other => return Err(JsError::new(&format!("no viewer volume called {other:?}"))),
+        }
+        .map_err(js)
+    }
+
     /// The lesions as a DICOM Segmentation referencing the input series (DICOM input only).
     pub fn mask_dicom_seg(&self) -> Result<Vec<u8>, JsError> {
         let (cur, labels) = self.lesion_labels()?;
@@ -608,6 +642,7 @@ impl Analyzer {
                 .collect(),
             synthetic: vol.kind == crate::volume::InputKind::Synthetic,
             load_ms: now_ms() - t0,
+            affine: vol.affine,
         };
         self.current = Some(Current {
             name,

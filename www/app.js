@@ -37,7 +37,7 @@ export function startApp(doc) {
     "fu-file", "fu-folder", "followup-row", "compare", "cmp-base-name", "cmp-fu-name", "cmp-summary",
     "cmp-warnings", "cmp-align", "cmp-panes", "cmp-base-fig", "cmp-base", "cmp-base-cap", "cmp-fu-fig",
     "cmp-fu", "cmp-fu-cap", "cmp-plot", "cmp-plot-fig", "cmp-plot-cap", "cmp-table", "cmp-swap", "cmp-json", "cmp-print",
-    "cmp-close", "cmp-disclaimer",
+    "cmp-close", "cmp-disclaimer", "slice-cross", "mpr", "mpr-figure", "render3d", "render-figure",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
@@ -52,6 +52,14 @@ export function startApp(doc) {
   let viewGen = 0;
   /** Slices kept in the page for drawing (each 2 B + 2 B a pixel). */
   const VIEW_CACHE = 24;
+  /** Coronal, sagittal and 3-D panes (NiiVue), where WebGL2 is there; made on the first volume. */
+  let mpr = null;
+  let mprLoading = null;
+  const mprPossible = (() => { try { return !!doc.createElement("canvas").getContext("webgl2"); } catch { return false; } })();
+  // NiiVue is its own chunk, fetched at start beside the model (never once a scan is open: no
+  // request is made after analysis starts), so the page script stays small.
+  const viewerModule = mprPossible ? import(/* webpackChunkName: "viewer" */ "./mpr.js") : null;
+  viewerModule?.catch((e) => console.warn("multiplanar view unavailable:", e));
 
   function showError(message) {
     ui.error.textContent = message;
@@ -98,7 +106,9 @@ export function startApp(doc) {
         views: new Map([[msg.first.z, { pixels: msg.first.pixels, overlay: null, stale: false }]]), asked: new Set(),
         slices: new Array(nz), report: null, t0: performance.now(),
         win: v.info.hu ? { ...PRESETS.lung } : { width: 255, level: 127.5 },
+        cross: [Math.floor(nx / 2), Math.floor(ny / 2)],
       };
+      showMpr();
       if (!msg.followup) { base = null; cmp = null; }
       renderCompare();
       ui.synthetic.hidden = !v.synthetic;
@@ -149,6 +159,10 @@ export function startApp(doc) {
       scan.views.set(msg.z, { pixels: msg.pixels, overlay: msg.overlay, stale: false });
       // A few dozen slices kept for scrolling back and forth; the oldest go first.
       for (const k of scan.views.keys()) { if (scan.views.size <= VIEW_CACHE) break; if (k !== scan.z && k !== scan.paneZ) scan.views.delete(k); }
+      if (scan === vol && msg.z === vol.keyCrossZ && msg.overlay) {
+        vol.cross = keyCross(msg.z) ?? vol.cross;
+        vol.keyCrossZ = null;
+      }
       if (scan === vol && msg.z === vol.z) render();
       if (cmp && msg.z === scan.paneZ) renderPanes();
     } else if (msg.type === "report" && msg.provisional) {
@@ -171,6 +185,9 @@ export function startApp(doc) {
       // Open on the slice with the most lesion inside the lung: the key image.
       const key = vol.report.slices.reduce((a, b) => (b.lesion_px > (a?.lesion_px ?? -1) ? b : a), null);
       if (key && key.lesion_px > 0 && !vol.userScrolled) vol.z = key.z;
+      // The crosshair on its lesions once its overlay is here (asked for by render below).
+      if (key && key.lesion_px > 0 && !vol.userScrolled) vol.keyCrossZ = key.z;
+      askLabels();
       render();
       ui.status.textContent = `${msg.cancelled ? "Cancelled" : "Done"}: ${vol.name}, ${vol.report.slices.length} slice(s) in ${msg.ms.toFixed(0)} ms on ${msg.backend}${msg.workers > 1 ? ` with ${msg.workers} workers` : ""}.`;
       // Timings for the benchmark script (tests/e2e/bench.mjs).
@@ -188,6 +205,7 @@ export function startApp(doc) {
         [base, vol] = [vol, base];
         [base.id, vol.id] = [vol.id, base.id]; // the worker's current scan answers to the load id
         vol.z = Math.min(vol.z, vol.nz - 1);
+        showMpr();
         render();
       }
       const data = JSON.parse(msg.json);
@@ -197,6 +215,12 @@ export function startApp(doc) {
       // For the browser tests, as `ctscreenTimings`.
       doc.defaultView.ctscreenComparison = data;
       renderCompare();
+    } else if (msg.type === "mpr") {
+      if (!mpr || !vol || msg.id !== vol.id || msg.gen !== viewGen) return;
+      mpr.load(msg.id, msg.what, msg.bytes, vol.win, mprShow()).then(() => {
+        if (msg.what === "hu") mpr.setVoxel([...vol.cross, vol.z]);
+        doc.body.dataset.mprLoaded = [...new Set([...(doc.body.dataset.mprLoaded || "").split(",").filter(Boolean), msg.what])].join(",");
+      });
     } else if (msg.type === "mask") {
       if (msg.format === "seg") download(doc, new Blob([msg.bytes], { type: "application/dicom" }), `${baseName()}-lesions-seg.dcm`);
       else download(doc, new Blob([msg.bytes], { type: "application/gzip" }), `${baseName()}-lesions.nii.gz`);
@@ -204,6 +228,7 @@ export function startApp(doc) {
       if (msg.restoredId != null && base) {
         // The follow-up could not be read: the baseline's analysis is shown again, whole.
         vol = base; vol.id = msg.restoredId; base = null; cmp = null;
+        showMpr();
         doc.body.dataset.restored = String(Number(doc.body.dataset.restored || 0) + 1);
         render(); renderCompare();
       }
@@ -245,6 +270,90 @@ export function startApp(doc) {
     render();
   }
 
+  /** The coronal, sagittal and 3-D panes for the current scan (a volume of several slices, where
+   * WebGL2 is there), or none: a PNG/JPEG or single slice keeps the axial pane alone. */
+  function showMpr() {
+    const on = !!vol && vol.nz > 1 && mprPossible;
+    ui.mprFigure.hidden = ui.renderFigure.hidden = ui.sliceCross.hidden = !on;
+    doc.body.dataset.mpr = on ? "1" : "0";
+    doc.body.dataset.mprLoaded = "";
+    if (!on) return;
+    mprLoading ??= viewerModule.then(({ MprView }) => new MprView(ui.mpr, ui.render3d, (v) => {
+      // A click, scroll or key in the coronal or sagittal pane: every pane follows.
+      if (!vol) return;
+      vol.cross = [v[0], v[1]];
+      vol.z = v[2];
+      vol.userScrolled = true;
+      render();
+    }, (win) => { if (vol?.info.hu) { vol.win = win; render(); } }));
+    const scan = vol;
+    mprLoading.then((view) => {
+      mpr = view;
+      if (scan !== vol) return; // another scan came meanwhile: its own call does this
+      mpr.reset(vol.id, vol.affine, [vol.nx, vol.ny, vol.nz], vol.info.hu);
+      worker.postMessage({ type: "mpr", id: vol.id, what: "hu", gen: viewGen });
+      if (vol.report) askLabels();
+    }).catch((e) => {
+      console.warn("multiplanar view unavailable:", e);
+      ui.mprFigure.hidden = ui.renderFigure.hidden = ui.sliceCross.hidden = true;
+      doc.body.dataset.mpr = "0";
+    });
+  }
+
+  // For the browser tests: where a voxel is drawn in the reformats, and the crosshair's voxel.
+  doc.defaultView.ctscreenMpr = {
+    locate: (v) => mpr?.locate(v) ?? null,
+    cross: () => (vol ? [...vol.cross, vol.z] : null),
+    classAt: (v) => vol?.views.get(v[2])?.overlay?.classes[v[0] + vol.nx * v[1]] ?? null,
+  };
+
+  /** The lesion and lung maps for the panes, once the analysis ends. */
+  function askLabels() {
+    if (!mpr || !vol || ui.mprFigure.hidden) return;
+    for (const what of ["lesions", "lung"]) worker.postMessage({ type: "mpr", id: vol.id, what, gen: viewGen });
+  }
+
+  /** The lesion and lung switches of the axial pane, for the others. */
+  const mprShow = () => ({ lesions: ui.overlay.checked, opacity: Number(ui.opacity.value), lung: ui.lungOutline.checked });
+
+  /** The crosshair on the key slice: the lesion pixel nearest the centre of its lesion pixels
+   * (on a lesion even when there are several), once the slice's overlay is here. */
+  function keyCross(z) {
+    const o = vol.views.get(z)?.overlay;
+    if (!o) return null;
+    let sx = 0, sy = 0, n = 0;
+    for (let i = 0; i < o.classes.length; i++) if (o.classes[i]) { sx += i % vol.nx; sy += Math.floor(i / vol.nx); n++; }
+    if (!n) return null;
+    const [cx, cy] = [sx / n, sy / n];
+    let best = null, bestD = Infinity;
+    for (let i = 0; i < o.classes.length; i++) {
+      if (!o.classes[i]) continue;
+      const d = (i % vol.nx - cx) ** 2 + (Math.floor(i / vol.nx) - cy) ** 2;
+      if (d < bestD) { bestD = d; best = [i % vol.nx, Math.floor(i / vol.nx)]; }
+    }
+    return best;
+  }
+
+  /** The crosshair over the axial pane (its own layer: the slice's pixels and the PNG export
+   * stay the scan's), and the other panes on the same voxel. */
+  function drawCross() {
+    if (ui.sliceCross.hidden || !vol) return;
+    const c = ui.sliceCross;
+    if (c.width !== vol.nx) c.width = vol.nx;
+    if (c.height !== vol.ny) c.height = vol.ny;
+    const ctx = c.getContext("2d");
+    ctx.clearRect(0, 0, c.width, c.height);
+    ctx.strokeStyle = "rgba(0, 230, 118, 0.7)"; // green: not a lesion or lung-outline colour
+    ctx.lineWidth = Math.max(1, vol.nx / 420);
+    const [x, y] = vol.cross;
+    ctx.beginPath();
+    ctx.moveTo(x + 0.5, 0); ctx.lineTo(x + 0.5, c.height);
+    ctx.moveTo(0, y + 0.5); ctx.lineTo(c.width, y + 0.5);
+    ctx.stroke();
+    doc.body.dataset.cross = `${x},${y},${vol.z}`;
+    mpr?.setVoxel([x, y, vol.z]);
+  }
+
   /** Ask the worker for slice z's pixels and overlay of `scan` (the current one unless given;
    * once at a time per slice). */
   function askView(z, scan = vol) {
@@ -271,6 +380,7 @@ export function startApp(doc) {
     doc.body.dataset.drawn = current ? "1" : "0";
     // Until it arrives the canvas keeps what it showed.
     if (view) drawView(ui.slice, view, nx, ny);
+    drawCross();
     if (s && s.recon.length) drawRgba(ui.recon, composeRgba(s.recon, null, 0), s.size, s.size);
     else ui.recon.getContext("2d").clearRect(0, 0, ui.recon.width, ui.recon.height); // not analysed: no stale image
     const pos = vol.positions_mm[z];
@@ -474,11 +584,13 @@ export function startApp(doc) {
     const files = entries.length ? (await Promise.all(entries.map(entryFiles))).flat() : [...e.dataTransfer.files];
     if (files.length) analyseFiles(files);
   });
-  ui.overlay.addEventListener("change", render);
-  ui.lungOutline.addEventListener("change", render);
-  ui.opacity.addEventListener("input", render);
-  ui.wlLung.addEventListener("click", () => { if (vol) { vol.win = { ...PRESETS.lung }; render(); } });
-  ui.wlMed.addEventListener("click", () => { if (vol) { vol.win = { ...PRESETS.mediastinum }; render(); } });
+  const switched = () => { mpr?.setShow(mprShow()); render(); };
+  ui.overlay.addEventListener("change", switched);
+  ui.lungOutline.addEventListener("change", switched);
+  ui.opacity.addEventListener("input", switched);
+  const setWindow = (win) => { if (vol) { vol.win = win; mpr?.setWindow(win); render(); } };
+  ui.wlLung.addEventListener("click", () => setWindow({ ...PRESETS.lung }));
+  ui.wlMed.addEventListener("click", () => setWindow({ ...PRESETS.mediastinum }));
 
   // Scrolling: wheel on the slice, keys when the slice has focus.
   ui.sliceFigure.addEventListener("wheel", (e) => { if (!vol) return; e.preventDefault(); setSlice(vol.z + Math.sign(e.deltaY)); }, { passive: false });
@@ -501,7 +613,26 @@ export function startApp(doc) {
     vol.win = { width: Math.max(1, drag.win.width + 4 * (e.clientX - drag.x)), level: drag.win.level + 2 * (e.clientY - drag.y) };
     render();
   });
-  doc.addEventListener("mouseup", () => { drag = null; });
+  doc.addEventListener("mouseup", () => { if (drag && vol) mpr?.setWindow(vol.win); drag = null; });
+  // A left click on the axial slice moves the crosshair there: the other panes follow.
+  ui.slice.addEventListener("click", (e) => {
+    if (!vol || ui.sliceCross.hidden) return;
+    const rect = ui.slice.getBoundingClientRect();
+    const x = Math.floor(((e.clientX - rect.left) / rect.width) * vol.nx);
+    const y = Math.floor(((e.clientY - rect.top) / rect.height) * vol.ny);
+    vol.cross = [Math.max(0, Math.min(vol.nx - 1, x)), Math.max(0, Math.min(vol.ny - 1, y))];
+    render();
+  });
+  // Keys on the reformats move their planes: up/down the coronal (front/back), left/right the
+  // sagittal; the wheel scrolls the pane under the pointer (NiiVue's own).
+  ui.mprFigure.addEventListener("keydown", (e) => {
+    if (!vol) return;
+    const d = { ArrowUp: [0, -1], ArrowDown: [0, 1], ArrowLeft: [-1, 0], ArrowRight: [1, 0] }[e.key];
+    if (!d) return;
+    vol.cross = [Math.max(0, Math.min(vol.nx - 1, vol.cross[0] + d[0])), Math.max(0, Math.min(vol.ny - 1, vol.cross[1] + d[1]))];
+    render();
+    e.preventDefault();
+  });
   ui.strip.addEventListener("click", (e) => {
     if (!vol) return;
     const rect = ui.strip.getBoundingClientRect();

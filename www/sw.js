@@ -5,7 +5,7 @@
 // drops the old one when it takes over.
 const CACHE = "ctscreen-__BUILD_HASH__";
 const PRECACHE = [
-  "./", "index.html", "main.js", "worker.js", "model-worker.js", "style.css", "manifest.webmanifest",
+  "./", "index.html", "main.js", "viewer.js", "worker.js", "model-worker.js", "style.css", "manifest.webmanifest",
   "ctscreen_bg.wasm", "models/ctscreen-v2/config.json", "models/ctscreen-v2/model.bpk",
 ];
 

@@ -6,7 +6,8 @@
 //      | {type: "export-mask"} | {type: "export-seg"}
 //      | {type: "load", files, followup: true} (keeps the analysed scan as the baseline)
 //      | {type: "swap"} | {type: "close-compare"} | {type: "view", z, which: "baseline"}
-// Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"view"|"report"|"comparison"|"mask"|"error"}.
+//      | {type: "mpr", id, what: "hu"|"lesions"|"lung", gen} (a NIfTI copy for the multiplanar viewer)
+// Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"view"|"report"|"comparison"|"mask"|"mpr"|"error"}.
 // The volume lives here only: the page asks for the slices it draws ("view").
 import init, { Analyzer } from "../pkg/ctscreen.js";
 import { coarseToFine, firstStep } from "./schedule.js";
@@ -31,6 +32,11 @@ function maxVoxels() {
   const gib = Number(options.deviceMemory) > 0 ? Number(options.deviceMemory) : 4;
   return Math.floor(Math.min(gib / 2, 3) * 1024 ** 3 / BYTES_PER_VOXEL);
 }
+/** The multiplanar viewer's copy of a scan, in voxels: a 512²×600 series is shown averaged over
+ * 3×3 in-plane blocks (about 2 mm) in the coronal, sagittal and 3-D panes, a 512²×300 one over
+ * 2×2; the axial pane always draws the full slice. It bounds what the viewer adds to the tab
+ * (int16 HU and two uint8 label maps here and in the page, and WebGL textures). */
+const MPR_MAX_VOXELS = 24 * 1024 * 1024;
 let runId = 0; // bumped by every new load or cancel; a running loop stops when it changes
 let loadId = 0; // the run of the volume loaded last
 let pool = null; // the CPU pool once started (null: not started or not possible)
@@ -245,6 +251,12 @@ onmessage = async (ev) => {
       const overlay = (ofBase ? analyzer.baseline_slice_overlay(msg.z) : analyzer.slice_overlay(msg.z)) ?? null;
       const transfer = [pixels.buffer, ...(overlay ? [overlay.classes.buffer, overlay.lung.buffer] : [])];
       postMessage({ type: "view", id: msg.id, z: msg.z, gen: msg.gen, which: msg.which ?? null, pixels, overlay }, transfer);
+      return;
+    }
+    if (msg.type === "mpr") {
+      if (msg.id !== loadId) return;
+      const bytes = analyzer.viewer_nifti(msg.what, MPR_MAX_VOXELS);
+      postMessage({ type: "mpr", id: msg.id, what: msg.what, gen: msg.gen, bytes }, [bytes.buffer]);
       return;
     }
     if (msg.type === "swap") {

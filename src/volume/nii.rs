@@ -463,14 +463,41 @@ fn encode(
     description: &str,
     gzip: bool,
 ) -> Result<Vec<u8>> {
-    let dims = vol.axis_map.input_dims;
+    let mut h = header(
+        vol.axis_map.input_dims,
+        &vol.input_affine,
+        datatype,
+        intent,
+        description,
+        data.len(),
+    )?;
+    h.extend_from_slice(data);
+    if !gzip {
+        return Ok(h);
+    }
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &h)
+        .and_then(|_| enc.finish())
+        .map_err(|e| Error::InvalidArgument(format!("cannot compress the NIfTI file: {e}")))
+}
+
+/// A NIfTI-1 header (348 bytes and an empty extension flag) for `dims` voxels whose index maps
+/// to LPS mm by `affine_lps`, with room reserved for `data_len` bytes of data after it.
+fn header(
+    dims: [usize; 3],
+    affine_lps: &Affine,
+    datatype: NiftiType,
+    intent: i16,
+    description: &str,
+    data_len: usize,
+) -> Result<Vec<u8>> {
     if dims.iter().any(|&d| d > i16::MAX as usize) {
         return Err(Error::InvalidArgument(format!(
             "dims {dims:?} exceed what NIfTI-1 can store"
         )));
     }
     // LPS → RAS for the file.
-    let mut ras = vol.input_affine;
+    let mut ras = *affine_lps;
     for v in ras.iter_mut().take(2).flatten() {
         *v = -*v;
     }
@@ -478,7 +505,7 @@ fn encode(
         .map(|c| (ras[0][c].powi(2) + ras[1][c].powi(2) + ras[2][c].powi(2)).sqrt())
         .collect();
 
-    let mut h = Vec::with_capacity(352 + data.len());
+    let mut h = Vec::with_capacity(352 + data_len);
     let i16le = |h: &mut Vec<u8>, v: i16| h.extend_from_slice(&v.to_le_bytes());
     let f32le = |h: &mut Vec<u8>, v: f32| h.extend_from_slice(&v.to_le_bytes());
     h.extend_from_slice(&348i32.to_le_bytes()); // sizeof_hdr
@@ -536,14 +563,109 @@ fn encode(
     h.extend_from_slice(b"n+1\0");
     debug_assert_eq!(h.len(), 348);
     h.extend_from_slice(&[0u8; 4]); // no extensions
-    h.extend_from_slice(data);
-    if !gzip {
-        return Ok(h);
+    Ok(h)
+}
+
+/// In-plane step for a viewer copy of `dims` within `max_voxels`: the smallest `s` such that
+/// ⌈nx/s⌉·⌈ny/s⌉·nz fits (1 when the volume fits whole). The slices are never thinned: the
+/// coronal and sagittal panes need every one.
+pub fn view_step(dims: [usize; 3], max_voxels: usize) -> usize {
+    let mut s = 1;
+    while s < dims[0].max(dims[1])
+        && dims[0].div_ceil(s) * dims[1].div_ceil(s) * dims[2] > max_voxels
+    {
+        s += 1;
     }
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut enc, &h)
-        .and_then(|_| enc.finish())
-        .map_err(|e| Error::InvalidArgument(format!("cannot compress the NIfTI file: {e}")))
+    s
+}
+
+/// A viewer copy of canonical voxels on `vol`'s grid, every `step`² in-plane block made one
+/// voxel by `reduce`, as an uncompressed NIfTI-1 in canonical order with the matching affine
+/// (the block centres). Written straight into the file's buffer: the largest volumes the page
+/// takes must not be copied twice.
+fn write_view<T: Copy, const N: usize>(
+    vol: &CtVolume,
+    values: &[T],
+    step: usize,
+    datatype: NiftiType,
+    intent: i16,
+    description: &str,
+    reduce: impl Fn(&mut dyn Iterator<Item = T>) -> [u8; N],
+) -> Result<Vec<u8>> {
+    let [nx, ny, nz] = vol.dims;
+    if values.len() != nx * ny * nz {
+        return Err(Error::InvalidArgument(format!(
+            "viewer volume has {} voxels, the scan {}",
+            values.len(),
+            nx * ny * nz
+        )));
+    }
+    let s = step.max(1);
+    let (vx, vy) = (nx.div_ceil(s), ny.div_ceil(s));
+    let mut affine = vol.affine;
+    let half = (s as f64 - 1.0) / 2.0;
+    for row in affine.iter_mut() {
+        row[3] += (row[0] + row[1]) * half;
+        row[0] *= s as f64;
+        row[1] *= s as f64;
+    }
+    let mut out = header(
+        [vx, vy, nz],
+        &affine,
+        datatype,
+        intent,
+        description,
+        vx * vy * nz * datatype.size_of(),
+    )?;
+    for z in 0..nz {
+        let plane = &values[z * nx * ny..(z + 1) * nx * ny];
+        for by in 0..vy {
+            for bx in 0..vx {
+                let mut block = (by * s..((by + 1) * s).min(ny))
+                    .flat_map(|y| (bx * s..((bx + 1) * s).min(nx)).map(move |x| plane[x + nx * y]));
+                out.extend_from_slice(&reduce(&mut block));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The scan's HU for a viewer (int16, in-plane block means over `step`²), see [`write_view`].
+pub fn write_view_hu(vol: &CtVolume, step: usize) -> Result<Vec<u8>> {
+    write_view(
+        vol,
+        &vol.voxels,
+        step,
+        NiftiType::Int16,
+        0,
+        "ctscreen HU (viewer copy)",
+        |b| {
+            let (sum, n) = b.fold((0i64, 0i64), |(s, n), v| (s + v as i64, n + 1));
+            ((sum / n.max(1)) as i16).to_le_bytes()
+        },
+    )
+}
+
+/// A label map for a viewer (uint8, the block's largest label, so a lesion smaller than a
+/// block still shows), see [`write_view`]. `intent_label` marks it NIFTI_INTENT_LABEL, which
+/// viewers such as NiiVue draw as outlines (the lung); without it the labels are drawn filled
+/// (the lesions).
+pub fn write_view_labels(
+    vol: &CtVolume,
+    labels: &[u8],
+    step: usize,
+    description: &str,
+    intent_label: bool,
+) -> Result<Vec<u8>> {
+    write_view(
+        vol,
+        labels,
+        step,
+        NiftiType::Uint8,
+        if intent_label { 1002 } else { 0 },
+        description,
+        |b| [b.max().unwrap_or(0)],
+    )
 }
 
 /// Read just the header and the uint8 labels of a `.nii.gz` (for tests and round trips).
@@ -578,6 +700,30 @@ mod tests {
             IntensityScale::Hounsfield,
             InputKind::Dicom,
         )
+    }
+
+    #[test]
+    fn viewer_copy_is_canonical_block_means_at_block_centres() {
+        let vol = phantom(); // 4×3×2, 0.7 mm in-plane
+        assert_eq!(view_step(vol.dims, 24), 1);
+        assert_eq!(view_step(vol.dims, 8), 2); // 2×2×2
+        let bytes = write_view_hu(&vol, 2).unwrap();
+        let v = from_bytes(Path::new("v.nii"), &bytes, &Limits::default()).unwrap();
+        assert_eq!(v.dims, [2, 2, 2]);
+        // Block (0,0) of slice 0 holds x 0..2, y 0..2: voxels 0,1,4,5 → HU −1000,−990,−960,−950.
+        assert_eq!(v.voxels[0], -975);
+        // The edge block (x 2..4, y 2..3) of slice 1: voxels 22, 23 → −780, −770.
+        assert_eq!(v.voxels[7], -775);
+        // Voxels 1.4 mm apart, the first centred between the first two of the scan's.
+        assert!((v.spacing_mm[0] - 1.4).abs() < 1e-5 && (v.spacing_mm[2] - 2.5).abs() < 1e-5);
+        assert!((v.affine[0][3] - (-100.0 + 0.35)).abs() < 1e-4);
+        assert!((v.affine[1][3] - (-120.0 + 0.35)).abs() < 1e-4);
+        // Labels keep the block's largest value: a one-voxel lesion survives.
+        let mut labels = vec![0u8; 24];
+        labels[5] = 2;
+        let l = write_view_labels(&vol, &labels, 2, "t", true).unwrap();
+        assert_eq!(&l[352..], &[2, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(write_view_labels(&vol, &labels[..3], 2, "t", false).is_err());
     }
 
     #[test]

@@ -90,11 +90,18 @@ async function measure(dir) {
   const loadS = (Date.now() - t0) / 1000;
   const refused = await page.evaluate(() => { const e = document.querySelector("#error:not([hidden])"); return e ? e.textContent : null; });
   if (!refused) await page.waitForSelector("body[data-analyses='1']", { timeout: 3600000 });
+  // The multiplanar viewer's copies (HU, then the lesion and lung maps after the report), when
+  // the page shows it: measured to the end of their loading.
+  const mpr = await page.evaluate(() => document.body.dataset.mpr === "1");
+  if (!refused && mpr) {
+    await page.waitForFunction(() => (document.body.dataset.mprLoaded || "").split(",").length === 3, null, { timeout: 600000 });
+    await new Promise((r) => setTimeout(r, 2000));
+  }
   clearInterval(timer);
   const after = memory(descendants(pid));
   const out = {
     series: path.basename(dir), slices: files.length, refused, loadS, totalS: (Date.now() - t0) / 1000,
-    beforeMB: before, peakMB: peak, peakAtLoadMB: peakLoaded, afterMB: after,
+    mpr, beforeMB: before, peakMB: peak, peakAtLoadMB: peakLoaded, afterMB: after,
     workerWasmMB: Number(await page.evaluate(() => document.body.dataset.wasmMem || 0)) / 2 ** 20,
     deviceMemoryGB: await page.evaluate(() => navigator.deviceMemory ?? null),
     p: await page.evaluate(() => window.ctscreenTimings?.summary?.p_covid ?? null),

@@ -66,6 +66,106 @@ function hasUid(buf, uid) {
   return false;
 }
 const overlays = {};
+
+/** Pixels of an element's screenshot (WebGL canvases are read this way: their drawing buffer is
+ * not kept), decoded in the page: [{w, h, px}] with px RGBA. */
+async function shotPixels(page, selector) {
+  const png = await page.locator(selector).screenshot();
+  return page.evaluate(async (b64) => {
+    const bmp = await createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: "image/png" }));
+    const c = new OffscreenCanvas(bmp.width, bmp.height);
+    const ctx = c.getContext("2d");
+    ctx.drawImage(bmp, 0, 0);
+    return { w: bmp.width, h: bmp.height, px: [...ctx.getImageData(0, 0, bmp.width, bmp.height).data] };
+  }, png.toString("base64"));
+}
+/** Lesion-coloured pixels (yellow or red: strong red, little blue) in a box around (x, y),
+ * leaving out the crosshair's own row and column. */
+function lesionNear(img, x, y, r = 8) {
+  let n = 0;
+  for (let dy = -r; dy <= r; dy++) {
+    for (let dx = -r; dx <= r; dx++) {
+      if (Math.abs(dx) < 2 || Math.abs(dy) < 2) continue;
+      const px = Math.round(x + dx), py = Math.round(y + dy);
+      if (px < 0 || py < 0 || px >= img.w || py >= img.h) continue;
+      const i = 4 * (py * img.w + px);
+      n += img.px[i] > 150 && img.px[i] - img.px[i + 2] > 90;
+    }
+  }
+  return n;
+}
+
+/** Issue 21: the coronal, sagittal and 3-D panes of the analysed demo. The crosshair opens on
+ * a lesion of the key slice; the reformats must show that lesion where their own geometry puts
+ * the crosshair's voxel, oriented as the axial pane (patient left on screen right, head up,
+ * front to the right of the sagittal), linked both ways, and the 3-D view must draw. */
+async function checkMpr(page, mode) {
+  await page.waitForFunction(() => (document.body.dataset.mprLoaded || "").split(",").length === 3, null, { timeout: 120000 });
+  await page.waitForTimeout(500);
+  const cross = await page.evaluate(() => window.ctscreenMpr.cross());
+  const cls = await page.evaluate((v) => window.ctscreenMpr.classAt(v), cross);
+  const at = (v) => page.evaluate((v) => window.ctscreenMpr.locate(v), v);
+  const loc = await at(cross);
+  const img = await shotPixels(page, "#mpr");
+  const cor = lesionNear(img, loc.coronal.x, loc.coronal.y), sag = lesionNear(img, loc.sagittal.x, loc.sagittal.y);
+  check(`${mode}: the crosshair opens on a lesion of the key slice, and the coronal and sagittal panes show lesion there (${cor} and ${sag} lesion pixels around it; voxel ${cross}, class ${cls})`,
+    cls > 0 && cor >= 4 && sag >= 4);
+  await page.uncheck("#overlay");
+  await page.waitForTimeout(300);
+  const off = await shotPixels(page, "#mpr");
+  const corOff = lesionNear(off, loc.coronal.x, loc.coronal.y), sagOff = lesionNear(off, loc.sagittal.x, loc.sagittal.y);
+  await page.check("#overlay");
+  check(`${mode}: "Show lesions" off clears them from the reformats too (${corOff}, ${sagOff} left)`, corOff === 0 && sagOff === 0);
+  // The lung outline, switched as in the axial pane.
+  const lungPx = (img) => { let n = 0; for (let i = 0; i < img.px.length; i += 4) n += Math.abs(img.px[i] - 79) < 12 && Math.abs(img.px[i + 1] - 195) < 12 && Math.abs(img.px[i + 2] - 247) < 12; return n; };
+  await page.check("#lung-outline");
+  await page.waitForTimeout(300);
+  const lungOn = lungPx(await shotPixels(page, "#mpr"));
+  await page.uncheck("#lung-outline");
+  await page.waitForTimeout(300);
+  const lungOff = lungPx(await shotPixels(page, "#mpr"));
+  check(`${mode}: "Show lung outline" outlines the lungs in the reformats (${lungOn} px on, ${lungOff} off)`, lungOn > 200 && lungOff < 20);
+  // Orientation: the patient's left (canonical x up) to the right, head (z up) up in the coronal;
+  // front (y down) to the right in the sagittal, head up.
+  const [x, y, z] = cross;
+  const dx = await at([Math.max(0, x - 20), y, z]), dz = await at([x, y, Math.max(0, z - 4)]), dy = await at([x, Math.max(0, y - 20), z]);
+  check(`${mode}: the reformats are oriented as the axial pane (coronal x ${dx.coronal.x.toFixed(0)}<${loc.coronal.x.toFixed(0)}, y ${dz.coronal.y.toFixed(0)}>${loc.coronal.y.toFixed(0)}; sagittal x ${dy.sagittal.x.toFixed(0)}>${loc.sagittal.x.toFixed(0)}, y ${dz.sagittal.y.toFixed(0)}>${loc.sagittal.y.toFixed(0)})`,
+    dx.coronal.x < loc.coronal.x && dz.coronal.y > loc.coronal.y && dy.sagittal.x > loc.sagittal.x && dz.sagittal.y > loc.sagittal.y);
+  // Linked both ways: a click in the coronal pane moves the axial slice and its crosshair.
+  const target = [Math.max(0, x - 30), y, Math.max(0, z - 3)];
+  const tl = await at(target);
+  const box = await page.locator("#mpr").boundingBox();
+  await page.mouse.click(box.x + tl.coronal.x, box.y + tl.coronal.y);
+  await page.waitForFunction((t) => { const c = window.ctscreenMpr.cross(); return Math.abs(c[0] - t[0]) <= 1 && Math.abs(c[2] - t[2]) <= 1; }, target, { timeout: 10000 }).catch(() => {});
+  const moved = await page.evaluate(() => window.ctscreenMpr.cross());
+  const zShown = Number(await page.evaluate(() => document.body.dataset.z));
+  check(`${mode}: a click in the coronal pane moves the crosshair and the axial slice (${moved} for ${target}, slice ${zShown})`,
+    Math.abs(moved[0] - target[0]) <= 1 && moved[1] === y && Math.abs(moved[2] - target[2]) <= 1 && zShown === moved[2]);
+  // The wheel over the sagittal pane scrolls it: left-right, the axial crosshair follows.
+  const sl = await at(moved);
+  await page.mouse.move(box.x + sl.sagittal.x + 15, box.y + sl.sagittal.y + 15);
+  await page.mouse.wheel(0, 120);
+  await page.waitForFunction((m) => window.ctscreenMpr.cross()[0] !== m[0], moved, { timeout: 5000 }).catch(() => {});
+  const wheeled = await page.evaluate(() => window.ctscreenMpr.cross());
+  check(`${mode}: the wheel over the sagittal pane moves its plane and the axial crosshair (${moved} → ${wheeled})`,
+    wheeled[0] !== moved[0] && Math.abs(wheeled[0] - moved[0]) <= 3 && wheeled[1] === moved[1] && wheeled[2] === moved[2]);
+  // And the axial pane's click moves the reformats' planes.
+  const sBox = await page.locator("#slice").boundingBox();
+  const nx = await page.evaluate(() => Number(document.getElementById("slice").width));
+  await page.mouse.click(sBox.x + ((x + 0.5) / nx) * sBox.width, sBox.y + ((y + 0.5) / nx) * sBox.height);
+  const back = await page.evaluate(() => window.ctscreenMpr.cross());
+  const loc2 = await at(back);
+  check(`${mode}: a click in the axial pane moves the reformats' crosshair (${back})`,
+    Math.abs(back[0] - x) <= 1 && Math.abs(back[1] - y) <= 1 && Math.abs(loc2.coronal.x - loc.coronal.x) < 3);
+  const r3 = await shotPixels(page, "#render3d");
+  let lit = 0, lesion = 0;
+  for (let i = 0; i < r3.px.length; i += 4) {
+    lit += r3.px[i] + r3.px[i + 1] + r3.px[i + 2] > 30;
+    lesion += r3.px[i] > 150 && r3.px[i] - r3.px[i + 2] > 90;
+  }
+  check(`${mode}: the 3-D view draws the lungs and lesions (${lit} lit pixels, ${lesion} lesion-coloured)`, lit > 2000 && lesion > 20);
+  await page.locator("#viewer .canvases").screenshot({ path: path.join(outDir, `${mode}-mpr.png`) });
+}
 /** The page's comparison (issue 20) once `n` have arrived. */
 async function comparison(page, n, timeout = 300000) {
   await page.waitForSelector(`body[data-comparisons='${n}']`, { timeout });
@@ -337,6 +437,7 @@ async function runMode(mode) {
   }
   check(`${mode}: demo runs and is labelled synthetic`, await page.isVisible("#synthetic"));
   await page.screenshot({ path: path.join(outDir, `${mode}-demo.png`), fullPage: true });
+  await checkMpr(page, mode);
 
   // Damaged files do not sink a series: the two LIDC slices, then the same two with the fuzz
   // findings that once made the header parser reserve 1–4 GB. The slices are analysed, the
