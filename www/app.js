@@ -186,7 +186,11 @@ export function startApp(doc) {
       const key = vol.report.slices.reduce((a, b) => (b.lesion_px > (a?.lesion_px ?? -1) ? b : a), null);
       if (key && key.lesion_px > 0 && !vol.userScrolled) vol.z = key.z;
       // The crosshair on its lesions once its overlay is here (asked for by render below).
-      if (key && key.lesion_px > 0 && !vol.userScrolled) vol.keyCrossZ = key.z;
+      if (key && key.lesion_px > 0 && !vol.userScrolled) {
+        const at = vol.views.get(key.z);
+        if (at?.overlay && !at.stale) vol.cross = keyCross(key.z) ?? vol.cross;
+        else vol.keyCrossZ = key.z;
+      }
       askLabels();
       render();
       ui.status.textContent = `${msg.cancelled ? "Cancelled" : "Done"}: ${vol.name}, ${vol.report.slices.length} slice(s) in ${msg.ms.toFixed(0)} ms on ${msg.backend}${msg.workers > 1 ? ` with ${msg.workers} workers` : ""}.`;

@@ -55,8 +55,15 @@ export class MprView {
       ]);
       this.nv3.setSliceType(SLICE_TYPE.RENDER);
       this.nv3.setRenderAzimuthElevation(200, 10); // from the front, a little to the right
+      // NiiVue also reports its own moves (a volume loaded, the crosshair set from the axial
+      // pane): only a move the user made in these panes is handed on.
+      // Caught on the way down (capture, on the parent): NiiVue's own listeners on the canvas
+      // report the move before any listener of ours there would run.
+      for (const ev of ["pointerdown", "pointermove", "wheel", "keydown"]) {
+        planes.parentElement.addEventListener(ev, (e) => { if (ev !== "pointermove" || e.buttons) this.userAt = performance.now(); }, { passive: true, capture: true });
+      }
       this.nv.onLocationChange = (loc) => {
-        if (this.quiet || !this.scan || !loc?.mm) return;
+        if (this.quiet || !this.scan || !loc?.mm || !(performance.now() - (this.userAt ?? -Infinity) < 2000)) return;
         const v = rasToVoxel(this.scan.affine, [loc.mm[0], loc.mm[1], loc.mm[2]]);
         if (v) this.onMove(clampVoxel(v, this.scan.dims));
       };
@@ -86,15 +93,17 @@ export class MprView {
   /** A NIfTI copy from the worker: "hu", "lesions" or "lung" of scan `id`. */
   load(id, what, bytes, win, show) {
     if (!this.scan || id !== this.scan.id) return Promise.resolve();
-    this.layers[what] = bytes;
+    if (what !== "hu") this.layers[what] = bytes;
     return this.queue(async () => {
-      const image = (name, b, opts) => NVImage.loadFromUrl({ url: `${name}.nii`, buffer: b.slice().buffer, ...opts });
+      // NiiVue keeps the buffer it is given: the label maps, loaded again into both views
+      // whenever one of them changes, go as copies; the HU volume goes as it is, once.
+      const image = (name, b, opts) => NVImage.loadFromUrl({ url: `${name}.nii`, buffer: name === "scan" ? b.buffer : b.slice().buffer, ...opts });
       if (what === "hu") {
         const lo = win.level - win.width / 2;
         const hu = await image("scan", bytes, { colormap: "gray", cal_min: lo, cal_max: lo + win.width, trustCalMinMax: true });
         while (this.nv.volumes.length) this.nv.removeVolume(this.nv.volumes[this.nv.volumes.length - 1]);
         this.nv.addVolume(hu);
-        this.layers = { hu: bytes };
+        this.layers = {};
       } else {
         if (!this.nv.volumes.length) return;
         // Lesions then the lung outline above them, in both views; the 3-D view's base is the lung.

@@ -32,11 +32,12 @@ function maxVoxels() {
   const gib = Number(options.deviceMemory) > 0 ? Number(options.deviceMemory) : 4;
   return Math.floor(Math.min(gib / 2, 3) * 1024 ** 3 / BYTES_PER_VOXEL);
 }
-/** The multiplanar viewer's copy of a scan, in voxels: a 512²×600 series is shown averaged over
- * 3×3 in-plane blocks (about 2 mm) in the coronal, sagittal and 3-D panes, a 512²×300 one over
- * 2×2; the axial pane always draws the full slice. It bounds what the viewer adds to the tab
- * (int16 HU and two uint8 label maps here and in the page, and WebGL textures). */
-const MPR_MAX_VOXELS = 24 * 1024 * 1024;
+/** The multiplanar viewer's copy of a scan, in voxels: NiiVue holds it several times over (its
+ * own RAS copy, float and RGBA textures, in RAM on a software GPU: about 70 bytes a voxel
+ * measured on a 512²×600 series), so a 512²×600 series is shown averaged over 5×5 in-plane
+ * blocks (3.5 mm) in the coronal, sagittal and 3-D panes, a 512²×300 one over 4×4; the axial
+ * pane always draws the full slice. */
+const MPR_MAX_VOXELS = 8 * 1024 * 1024;
 let runId = 0; // bumped by every new load or cancel; a running loop stops when it changes
 let loadId = 0; // the run of the volume loaded last
 let pool = null; // the CPU pool once started (null: not started or not possible)

@@ -5,6 +5,7 @@
 //
 //   node tests/e2e/memory.mjs SERIES_DIR [SERIES_DIR...]      (after scripts/build-web.sh)
 //
+// CTSCREEN_MEM_NO_WEBGL=1 runs it without WebGL (no multiplanar viewer), for the difference.
 // Long series are made by tiling a shared one: python3 scripts/tile-series.py. Figures go to
 // BENCHMARKS.md by hand. CTSCREEN_DIST=DIR serves another build (e.g. the one before a change).
 import { chromium } from "playwright-core";
@@ -69,6 +70,9 @@ async function measure(dir) {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "ctscreen-mem-"));
   const args = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic"];
+  // CTSCREEN_MEM_NO_WEBGL=1: a browser without WebGL, so the page shows the axial pane alone
+  // (what the multiplanar viewer adds is the difference between the two runs).
+  if (process.env.CTSCREEN_MEM_NO_WEBGL === "1") args.push("--disable-webgl");
   const ctx = await chromium.launchPersistentContext(userDir, { executablePath: "/usr/bin/chromium", headless: true, args, env: { ...process.env, XDG_RUNTIME_DIR: userDir } });
   const page = await ctx.newPage();
   await page.goto(`${origin}/?backend=cpu`);

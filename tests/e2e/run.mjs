@@ -141,6 +141,16 @@ async function checkMpr(page, mode) {
   const zShown = Number(await page.evaluate(() => document.body.dataset.z));
   check(`${mode}: a click in the coronal pane moves the crosshair and the axial slice (${moved} for ${target}, slice ${zShown})`,
     Math.abs(moved[0] - target[0]) <= 1 && moved[1] === y && Math.abs(moved[2] - target[2]) <= 1 && zShown === moved[2]);
+  // Right-drag in a reformat windows every pane (the axial one reads the same W/L).
+  const wl0 = await page.textContent("#wl-text");
+  await page.mouse.move(box.x + tl.coronal.x, box.y + tl.coronal.y);
+  await page.mouse.down({ button: "right" });
+  await page.mouse.move(box.x + tl.coronal.x + 40, box.y + tl.coronal.y + 25, { steps: 5 });
+  await page.mouse.up({ button: "right" });
+  await page.waitForTimeout(300);
+  const wl1 = await page.textContent("#wl-text");
+  await page.click("#wl-lung");
+  check(`${mode}: right-drag in a reformat changes the window of every pane ("${wl0}" → "${wl1}")`, wl1 !== wl0 && /^W \d+ \/ L -?\d+$/.test(wl1));
   // The wheel over the sagittal pane scrolls it: left-right, the axial crosshair follows.
   const sl = await at(moved);
   await page.mouse.move(box.x + sl.sagittal.x + 15, box.y + sl.sagittal.y + 15);
@@ -255,6 +265,8 @@ async function runMode(mode) {
   }, maskB64);
   const dice = (2 * stats.tp) / Math.max(1, 2 * stats.tp + stats.fp + stats.fn);
   check(`${mode}: canvas has the slice's size`, stats.w === stats.mw && stats.h === stats.mh);
+  check(`${mode}: a single PNG/JPEG slice keeps the axial pane alone`,
+    await page.evaluate(() => document.body.dataset.mpr === "0" && document.getElementById("mpr-figure").hidden));
   check(`${mode}: drawn lesions overlap the expert mask (Dice ${dice.toFixed(3)} >= 0.3)`, dice >= 0.3);
   overlays[mode] = stats.drawn;
   await page.screenshot({ path: path.join(outDir, `${mode}-medseg.png`), fullPage: true });
