@@ -37,7 +37,7 @@ export function startApp(doc) {
     "fu-file", "fu-folder", "followup-row", "compare", "cmp-base-name", "cmp-fu-name", "cmp-summary",
     "cmp-warnings", "cmp-align", "cmp-panes", "cmp-base-fig", "cmp-base", "cmp-base-cap", "cmp-fu-fig",
     "cmp-fu", "cmp-fu-cap", "cmp-plot", "cmp-plot-fig", "cmp-plot-cap", "cmp-table", "cmp-swap", "cmp-json", "cmp-print",
-    "cmp-close", "cmp-disclaimer", "slice-cross", "mpr", "mpr-figure", "render3d", "render-figure",
+    "cmp-close", "cmp-disclaimer", "slice-cross", "mpr", "mpr-figure", "mpr-caption", "render3d", "render-figure",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
@@ -55,6 +55,8 @@ export function startApp(doc) {
   /** Coronal, sagittal and 3-D panes (NiiVue), where WebGL2 is there; made on the first volume. */
   let mpr = null;
   let mprLoading = null;
+  const MPR_CAPTION = "Coronal (top) and sagittal (bottom): click to move the crosshair, wheel to scroll, right-drag for window/level";
+  const MPR_PENDING = "Coronal, sagittal and 3-D views: drawn when the analysis ends (drawing them meanwhile would take processor time from the model).";
   const mprPossible = (() => { try { return !!doc.createElement("canvas").getContext("webgl2"); } catch { return false; } })();
   // NiiVue is its own chunk, fetched at start beside the model (never once a scan is open: no
   // request is made after analysis starts), so the page script stays small.
@@ -191,7 +193,7 @@ export function startApp(doc) {
         if (at?.overlay && !at.stale) vol.cross = keyCross(key.z) ?? vol.cross;
         else vol.keyCrossZ = key.z;
       }
-      askLabels();
+      askMpr();
       render();
       ui.status.textContent = `${msg.cancelled ? "Cancelled" : "Done"}: ${vol.name}, ${vol.report.slices.length} slice(s) in ${msg.ms.toFixed(0)} ms on ${msg.backend}${msg.workers > 1 ? ` with ${msg.workers} workers` : ""}.`;
       // Timings for the benchmark script (tests/e2e/bench.mjs).
@@ -222,7 +224,7 @@ export function startApp(doc) {
     } else if (msg.type === "mpr") {
       if (!mpr || !vol || msg.id !== vol.id || msg.gen !== viewGen) return;
       mpr.load(msg.id, msg.what, msg.bytes, vol.win, mprShow()).then(() => {
-        if (msg.what === "hu") mpr.setVoxel([...vol.cross, vol.z]);
+        if (msg.what === "hu") { mpr.setVoxel([...vol.cross, vol.z]); ui.mprCaption.textContent = MPR_CAPTION; }
         doc.body.dataset.mprLoaded = [...new Set([...(doc.body.dataset.mprLoaded || "").split(",").filter(Boolean), msg.what])].join(",");
       });
     } else if (msg.type === "mask") {
@@ -295,8 +297,9 @@ export function startApp(doc) {
       mpr = view;
       if (scan !== vol) return; // another scan came meanwhile: its own call does this
       mpr.reset(vol.id, vol.affine, [vol.nx, vol.ny, vol.nz], vol.info.hu);
-      worker.postMessage({ type: "mpr", id: vol.id, what: "hu", gen: viewGen });
-      if (vol.report) askLabels();
+      vol.mprAsked = false;
+      ui.mprCaption.textContent = MPR_PENDING;
+      if (vol.report && ui.progressWrap.hidden) askMpr();
     }).catch((e) => {
       console.warn("multiplanar view unavailable:", e);
       ui.mprFigure.hidden = ui.renderFigure.hidden = ui.sliceCross.hidden = true;
@@ -311,10 +314,14 @@ export function startApp(doc) {
     classAt: (v) => vol?.views.get(v[2])?.overlay?.classes[v[0] + vol.nx * v[1]] ?? null,
   };
 
-  /** The lesion and lung maps for the panes, once the analysis ends. */
-  function askLabels() {
+  /** The volume, lesion and lung maps for the panes, once the analysis ends (or is cancelled):
+   * during it, NiiVue's work on the page's thread and the software GPU would take cores from the
+   * model on a small machine. The lesion and lung maps again after every later analysis. */
+  function askMpr() {
     if (!mpr || !vol || ui.mprFigure.hidden) return;
-    for (const what of ["lesions", "lung"]) worker.postMessage({ type: "mpr", id: vol.id, what, gen: viewGen });
+    const what = vol.mprAsked ? ["lesions", "lung"] : ["hu", "lesions", "lung"];
+    vol.mprAsked = true;
+    for (const w of what) worker.postMessage({ type: "mpr", id: vol.id, what: w, gen: viewGen });
   }
 
   /** The lesion and lung switches of the axial pane, for the others. */
