@@ -193,7 +193,7 @@ export function startApp(doc) {
         if (at?.overlay && !at.stale) vol.cross = keyCross(key.z) ?? vol.cross;
         else vol.keyCrossZ = key.z;
       }
-      askMpr();
+      showMpr();
       render();
       ui.status.textContent = `${msg.cancelled ? "Cancelled" : "Done"}: ${vol.name}, ${vol.report.slices.length} slice(s) in ${msg.ms.toFixed(0)} ms on ${msg.backend}${msg.workers > 1 ? ` with ${msg.workers} workers` : ""}.`;
       // Timings for the benchmark script (tests/e2e/bench.mjs).
@@ -284,6 +284,10 @@ export function startApp(doc) {
     doc.body.dataset.mpr = on ? "1" : "0";
     doc.body.dataset.mprLoaded = "";
     if (!on) return;
+    ui.mprCaption.textContent = MPR_PENDING;
+    // NiiVue starts (WebGL contexts, dozens of shaders compiled on a software GPU) only once an
+    // analysis has ended: before, it takes the page's thread and cores from the model.
+    if (!vol.report || !ui.progressWrap.hidden) return;
     mprLoading ??= viewerModule.then(({ MprView }) => new MprView(ui.mpr, ui.render3d, (v) => {
       // A click, scroll or key in the coronal or sagittal pane: every pane follows.
       if (!vol) return;
