@@ -37,7 +37,7 @@ export function startApp(doc) {
     "fu-file", "fu-folder", "followup-row", "compare", "cmp-base-name", "cmp-fu-name", "cmp-summary",
     "cmp-warnings", "cmp-align", "cmp-panes", "cmp-base-fig", "cmp-base", "cmp-base-cap", "cmp-fu-fig",
     "cmp-fu", "cmp-fu-cap", "cmp-plot", "cmp-plot-fig", "cmp-plot-cap", "cmp-table", "cmp-swap", "cmp-json", "cmp-print",
-    "cmp-close", "cmp-disclaimer", "slice-cross", "mpr", "mpr-figure", "mpr-caption", "render3d", "render-figure",
+    "cmp-close", "cmp-disclaimer", "slice-cross", "mpr", "mpr-figure", "mpr-caption", "render3d", "render-figure", "show3d", "show3d-wrap", "render-pane",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
@@ -223,9 +223,11 @@ export function startApp(doc) {
       renderCompare();
     } else if (msg.type === "mpr") {
       if (!mpr || !vol || msg.id !== vol.id || msg.gen !== viewGen) return;
-      mpr.load(msg.id, msg.what, msg.bytes, vol.win, mprShow()).then(() => {
-        if (msg.what === "hu") { mpr.setVoxel([...vol.cross, vol.z]); ui.mprCaption.textContent = MPR_CAPTION; }
-        doc.body.dataset.mprLoaded = [...new Set([...(doc.body.dataset.mprLoaded || "").split(",").filter(Boolean), msg.what])].join(",");
+      mpr.load(msg.id, msg.layers, vol.win, mprShow()).then(() => {
+        mpr.setVoxel([...vol.cross, vol.z]);
+        ui.mprCaption.textContent = MPR_CAPTION;
+        ui.show3d.disabled = false;
+        doc.body.dataset.mprLoaded = String(Number(doc.body.dataset.mprLoaded || 0) + 1);
       });
     } else if (msg.type === "mask") {
       if (msg.format === "seg") download(doc, new Blob([msg.bytes], { type: "application/dicom" }), `${baseName()}-lesions-seg.dcm`);
@@ -283,12 +285,13 @@ export function startApp(doc) {
     ui.mprFigure.hidden = ui.renderFigure.hidden = ui.sliceCross.hidden = !on;
     doc.body.dataset.mpr = on ? "1" : "0";
     doc.body.dataset.mprLoaded = "";
+    ui.show3d.disabled = true; // until this scan's maps are in place
     if (!on) return;
     ui.mprCaption.textContent = MPR_PENDING;
     // NiiVue starts (WebGL contexts, dozens of shaders compiled on a software GPU) only once an
     // analysis has ended: before, it takes the page's thread and cores from the model.
     if (!vol.report || !ui.progressWrap.hidden) return;
-    mprLoading ??= viewerModule.then(({ MprView }) => new MprView(ui.mpr, ui.render3d, (v) => {
+    mprLoading ??= viewerModule.then(({ MprView }) => new MprView(ui.mpr, (v) => {
       // A click, scroll or key in the coronal or sagittal pane: every pane follows.
       if (!vol) return;
       vol.cross = [v[0], v[1]];
@@ -301,7 +304,6 @@ export function startApp(doc) {
       mpr = view;
       if (scan !== vol) return; // another scan came meanwhile: its own call does this
       mpr.reset(vol.id, vol.affine, [vol.nx, vol.ny, vol.nz], vol.info.hu);
-      vol.mprAsked = false;
       ui.mprCaption.textContent = MPR_PENDING;
       if (vol.report && ui.progressWrap.hidden) askMpr();
     }).catch((e) => {
@@ -323,9 +325,7 @@ export function startApp(doc) {
    * model on a small machine. The lesion and lung maps again after every later analysis. */
   function askMpr() {
     if (!mpr || !vol || ui.mprFigure.hidden) return;
-    const what = vol.mprAsked ? ["lesions", "lung"] : ["hu", "lesions", "lung"];
-    vol.mprAsked = true;
-    for (const w of what) worker.postMessage({ type: "mpr", id: vol.id, what: w, gen: viewGen });
+    worker.postMessage({ type: "mpr", id: vol.id, what: ["hu", "lesions", "lung"], gen: viewGen });
   }
 
   /** The lesion and lung switches of the axial pane, for the others. */
@@ -629,6 +629,13 @@ export function startApp(doc) {
     render();
   });
   doc.addEventListener("mouseup", () => { if (drag && vol) mpr?.setWindow(vol.win); drag = null; });
+  // The 3-D view on request: a second WebGL context, slow to draw on a software GPU.
+  ui.show3d.addEventListener("click", () => {
+    if (!mpr) return;
+    ui.show3dWrap.hidden = true;
+    ui.renderPane.hidden = false;
+    mpr.show3d(ui.render3d).then(() => { doc.body.dataset.render3d = String(Number(doc.body.dataset.render3d || 0) + 1); });
+  });
   // A left click on the axial slice moves the crosshair there: the other panes follow.
   ui.slice.addEventListener("click", (e) => {
     if (!vol || ui.sliceCross.hidden) return;

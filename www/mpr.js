@@ -21,18 +21,38 @@ const LUNG_LUT = labelLut([LUNG_COLOUR, LUNG_COLOUR], 0, ["right lung", "left lu
 // The 3-D view's lungs: a faint blue glass.
 const GLASS_LUT = labelLut([LUNG_COLOUR, LUNG_COLOUR], 24, ["right lung", "left lung"]);
 
+/** Gives `nv` these volumes (the first is the background) and uploads them once: NiiVue's
+ * addVolume/removeVolume upload every layer again (and recompute the 3-D gradients) at each
+ * call, which on a software GPU (SwiftShader) took the page's thread for half a minute on a
+ * 512²×30 series. */
+function setLayers(nv, volumes) {
+  nv.volumes = volumes;
+  nv.back = volumes[0] ?? null;
+  nv.overlays = volumes.slice(1);
+  nv.updateGLVolume();
+}
+
+/** An NVImage from the worker's NIfTI bytes; NiiVue keeps the buffer it is given. */
+const image = (name, bytes, opts = {}) => NVImage.loadFromUrl({ url: `${name}.nii`, buffer: bytes.buffer, ...opts });
+
+async function labels(name, bytes, lut, opacity) {
+  const v = await image(name, bytes, { opacity });
+  v.setColormapLabel(lut);
+  return v;
+}
+
 export class MprView {
   /**
    * @param {HTMLCanvasElement} planes coronal (top) and sagittal (bottom)
-   * @param {HTMLCanvasElement} render the 3-D view
    * @param {(voxel: number[]) => void} onMove the crosshair moved in a pane (canonical voxel)
    * @param {(win: {width:number, level:number}) => void} onWindow right-drag changed the window
    */
-  constructor(planes, render, onMove, onWindow) {
+  constructor(planes, onMove, onWindow) {
     this.onMove = onMove;
     this.onWindow = onWindow;
-    this.scan = null; // {id, affine, dims}
-    this.layers = {}; // what → bytes of the current scan
+    this.scan = null; // {id, affine, dims, hu}
+    this.layers = {}; // "lesions", "lung" → NIfTI bytes of the current scan (for the 3-D view)
+    this.nv3 = null; // the 3-D view, made on request
     this.chain = Promise.resolve();
     this.nv = new Niivue({
       backColor: [0, 0, 0, 1], crosshairColor: [0, 0.9, 0.46, 0.9], crosshairWidth: 1,
@@ -41,11 +61,7 @@ export class MprView {
       show3Dcrosshair: false, dragAndDropEnabled: false, loadingText: "", atlasOutline: 0,
       isNearestInterpolation: true, logLevel: "error", textHeight: 0.04,
     });
-    this.nv3 = new Niivue({
-      backColor: [0, 0, 0, 1], isOrientCube: true, isColorbar: false, show3Dcrosshair: false,
-      dragAndDropEnabled: false, loadingText: "", logLevel: "error", textHeight: 0.04,
-    });
-    this.attached = Promise.all([this.nv.attachToCanvas(planes), this.nv3.attachToCanvas(render)]).then(() => {
+    this.attached = this.nv.attachToCanvas(planes).then(() => {
       this.nv.setMouseEventConfig({
         leftButton: { primary: DRAG_MODE.crosshair }, rightButton: DRAG_MODE.windowing, centerButton: DRAG_MODE.pan,
       });
@@ -53,8 +69,6 @@ export class MprView {
         { sliceType: SLICE_TYPE.CORONAL, position: [0, 0, 1, 0.5] },
         { sliceType: SLICE_TYPE.SAGITTAL, position: [0, 0.5, 1, 0.5] },
       ]);
-      this.nv3.setSliceType(SLICE_TYPE.RENDER);
-      this.nv3.setRenderAzimuthElevation(200, 10); // from the front, a little to the right
       // NiiVue also reports its own moves (a volume loaded, the crosshair set from the axial
       // pane): only a move the user made in these panes is handed on.
       // Caught on the way down (capture, on the parent): NiiVue's own listeners on the canvas
@@ -85,47 +99,55 @@ export class MprView {
   reset(id, affine, dims, hu) {
     this.scan = { id, affine, dims, hu };
     this.layers = {};
-    return this.queue(async () => {
-      for (const nv of [this.nv, this.nv3]) while (nv.volumes.length) nv.removeVolume(nv.volumes[nv.volumes.length - 1]);
+    return this.queue(() => {
+      for (const nv of [this.nv, this.nv3]) if (nv?.volumes.length) setLayers(nv, []);
     });
   }
 
-  /** A NIfTI copy from the worker: "hu", "lesions" or "lung" of scan `id`. */
-  load(id, what, bytes, win, show) {
+  /**
+   * NIfTI copies from the worker for scan `id`: `hu` (the first time) and the `lesions` and
+   * `lung` label maps (again after every analysis), all put in place with one upload.
+   */
+  load(id, { hu, lesions, lung }, win, show) {
     if (!this.scan || id !== this.scan.id) return Promise.resolve();
-    if (what !== "hu") this.layers[what] = bytes;
+    this.layers = { lesions, lung };
     return this.queue(async () => {
-      // NiiVue keeps the buffer it is given: the label maps, loaded again into both views
-      // whenever one of them changes, go as copies; the HU volume goes as it is, once.
-      const image = (name, b, opts) => NVImage.loadFromUrl({ url: `${name}.nii`, buffer: name === "scan" ? b.buffer : b.slice().buffer, ...opts });
-      if (what === "hu") {
+      let back = this.nv.volumes[0];
+      if (hu) {
         const lo = win.level - win.width / 2;
-        const hu = await image("scan", bytes, { colormap: "gray", cal_min: lo, cal_max: lo + win.width, trustCalMinMax: true });
-        while (this.nv.volumes.length) this.nv.removeVolume(this.nv.volumes[this.nv.volumes.length - 1]);
-        this.nv.addVolume(hu);
-        this.layers = {};
-      } else {
-        if (!this.nv.volumes.length) return;
-        // Lesions then the lung outline above them, in both views; the 3-D view's base is the lung.
-        while (this.nv.volumes.length > 1) this.nv.removeVolume(this.nv.volumes[this.nv.volumes.length - 1]);
-        while (this.nv3.volumes.length) this.nv3.removeVolume(this.nv3.volumes[this.nv3.volumes.length - 1]);
-        const { lesions, lung } = this.layers;
-        const overlay = async (nv, name, b, lut, opacity) => {
-          const v = await image(name, b, { opacity });
-          v.setColormapLabel(lut);
-          nv.addVolume(v);
-        };
-        if (lung) await overlay(this.nv3, "lung3d", lung, GLASS_LUT, 0.25);
-        if (lesions) {
-          await overlay(this.nv, "lesions", lesions, LESION_LUT, show.lesions ? show.opacity : 0);
-          if (this.nv3.volumes.length) await overlay(this.nv3, "lesions3d", lesions, LESION_LUT, 1);
-        }
-        if (lung) await overlay(this.nv, "lung", lung, LUNG_LUT, 1);
-        this.nv.opts.atlasOutline = show.lung ? 1 : 0;
-        this.nv3.updateGLVolume();
+        back = await image("scan", hu, { colormap: "gray", cal_min: lo, cal_max: lo + win.width, trustCalMinMax: true });
       }
-      this.nv.updateGLVolume();
+      if (!back) return;
+      // Lesions (drawn filled), then the lung above them (drawn as its outline only).
+      const vols = [back, await labels("lesions", lesions.slice(), LESION_LUT, show.lesions ? show.opacity : 0),
+        await labels("lung", lung.slice(), LUNG_LUT, 1)];
+      this.nv.opts.atlasOutline = show.lung ? 1 : 0;
+      setLayers(this.nv, vols);
+      if (this.nv3) await this.load3d();
     });
+  }
+
+  /** The 3-D view (a second WebGL context, made on request): the lungs as blue glass with
+   * the lesions inside, turned by dragging. */
+  show3d(canvas) {
+    return this.queue(async () => {
+      if (!this.nv3) {
+        this.nv3 = new Niivue({
+          backColor: [0, 0, 0, 1], isOrientCube: true, isColorbar: false, show3Dcrosshair: false,
+          dragAndDropEnabled: false, loadingText: "", logLevel: "error", textHeight: 0.04,
+        });
+        await this.nv3.attachToCanvas(canvas);
+        this.nv3.setSliceType(SLICE_TYPE.RENDER);
+        this.nv3.setRenderAzimuthElevation(200, 10); // from the front, a little to the right
+      }
+      await this.load3d();
+    });
+  }
+
+  async load3d() {
+    const { lesions, lung } = this.layers;
+    if (!lung || !lesions) return setLayers(this.nv3, []);
+    setLayers(this.nv3, [await labels("lung3d", lung.slice(), GLASS_LUT, 0.25), await labels("lesions3d", lesions.slice(), LESION_LUT, 1)]);
   }
 
   /** Put the crosshair on canonical voxel `v` without reporting it back. */
@@ -153,13 +175,15 @@ export class MprView {
     });
   }
 
-  /** Lesion overlay and lung outline switches, as in the axial pane. */
+  /** Lesion overlay and lung outline switches, as in the axial pane (one upload). */
   setShow(show) {
     return this.queue(() => {
       const v = this.nv.volumes;
-      if (v.length > 1) this.nv.setOpacity(1, show.lesions ? show.opacity : 0);
+      if (v.length < 3) return;
       // The lung map is clear inside; only NiiVue's outline of label maps draws it.
-      if (this.nv.opts.atlasOutline !== (show.lung ? 1 : 0)) this.nv.setAtlasOutline(show.lung ? 1 : 0);
+      v[1].opacity = show.lesions ? show.opacity : 0;
+      this.nv.opts.atlasOutline = show.lung ? 1 : 0;
+      this.nv.updateGLVolume();
     });
   }
 

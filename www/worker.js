@@ -6,7 +6,7 @@
 //      | {type: "export-mask"} | {type: "export-seg"}
 //      | {type: "load", files, followup: true} (keeps the analysed scan as the baseline)
 //      | {type: "swap"} | {type: "close-compare"} | {type: "view", z, which: "baseline"}
-//      | {type: "mpr", id, what: "hu"|"lesions"|"lung", gen} (a NIfTI copy for the multiplanar viewer)
+//      | {type: "mpr", id, what: ["hu"?, "lesions", "lung"], gen} (NIfTI copies for the multiplanar viewer)
 // Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"view"|"report"|"comparison"|"mask"|"mpr"|"error"}.
 // The volume lives here only: the page asks for the slices it draws ("view").
 import init, { Analyzer } from "../pkg/ctscreen.js";
@@ -256,8 +256,8 @@ onmessage = async (ev) => {
     }
     if (msg.type === "mpr") {
       if (msg.id !== loadId) return;
-      const bytes = analyzer.viewer_nifti(msg.what, MPR_MAX_VOXELS);
-      postMessage({ type: "mpr", id: msg.id, what: msg.what, gen: msg.gen, bytes }, [bytes.buffer]);
+      const layers = Object.fromEntries(msg.what.map((w) => [w, analyzer.viewer_nifti(w, MPR_MAX_VOXELS)]));
+      postMessage({ type: "mpr", id: msg.id, gen: msg.gen, layers }, Object.values(layers).map((b) => b.buffer));
       return;
     }
     if (msg.type === "swap") {

@@ -100,7 +100,7 @@ function lesionNear(img, x, y, r = 8) {
  * the crosshair's voxel, oriented as the axial pane (patient left on screen right, head up,
  * front to the right of the sagittal), linked both ways, and the 3-D view must draw. */
 async function checkMpr(page, mode) {
-  await page.waitForFunction(() => (document.body.dataset.mprLoaded || "").split(",").length === 3, null, { timeout: 120000 });
+  await page.waitForFunction(() => Number(document.body.dataset.mprLoaded || 0) >= 1, null, { timeout: 120000 });
   await page.waitForTimeout(500);
   const cross = await page.evaluate(() => window.ctscreenMpr.cross());
   const cls = await page.evaluate((v) => window.ctscreenMpr.classAt(v), cross);
@@ -167,6 +167,12 @@ async function checkMpr(page, mode) {
   const loc2 = await at(back);
   check(`${mode}: a click in the axial pane moves the reformats' crosshair (${back})`,
     Math.abs(back[0] - x) <= 1 && Math.abs(back[1] - y) <= 1 && Math.abs(loc2.coronal.x - loc.coronal.x) < 3);
+  // The 3-D view is drawn on request only.
+  check(`${mode}: the 3-D view waits for its button (canvas hidden, button enabled)`,
+    await page.isHidden("#render3d") && await page.isEnabled("#show3d"));
+  await page.click("#show3d");
+  await page.waitForFunction(() => Number(document.body.dataset.render3d || 0) >= 1, null, { timeout: 60000 });
+  await page.waitForTimeout(500);
   const r3 = await shotPixels(page, "#render3d");
   let lit = 0, lesion = 0;
   for (let i = 0; i < r3.px.length; i += 4) {
