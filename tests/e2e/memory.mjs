@@ -5,7 +5,8 @@
 //
 //   node tests/e2e/memory.mjs SERIES_DIR [SERIES_DIR...]      (after scripts/build-web.sh)
 //
-// CTSCREEN_MEM_NO_WEBGL=1 runs it without WebGL (no multiplanar viewer), for the difference.
+// CTSCREEN_MEM_NO_WEBGL=1 runs it without WebGL (no multiplanar viewer), for the difference;
+// CTSCREEN_MEM_3D=1 also opens the 3-D view once the reformats are drawn.
 // Long series are made by tiling a shared one: python3 scripts/tile-series.py. Figures go to
 // BENCHMARKS.md by hand. CTSCREEN_DIST=DIR serves another build (e.g. the one before a change).
 import { chromium } from "playwright-core";
@@ -99,6 +100,10 @@ async function measure(dir) {
   const mpr = await page.evaluate(() => document.body.dataset.mpr === "1");
   if (!refused && mpr) {
     await page.waitForFunction(() => Number(document.body.dataset.mprLoaded || 0) >= 1, null, { timeout: 600000 });
+    if (process.env.CTSCREEN_MEM_3D === "1") {
+      await page.click("#show3d");
+      await page.waitForFunction(() => Number(document.body.dataset.render3d || 0) >= 1, null, { timeout: 600000 });
+    }
     await new Promise((r) => setTimeout(r, 2000));
   }
   clearInterval(timer);
