@@ -11,7 +11,7 @@ const CopyPlugin = require("copy-webpack-plugin");
 // ones not precached (sw.js precaches the default, v2) are still cached when first fetched, and
 // must not outlive a retrained copy.
 const modelFiles = ["ctscreen-v2", "ctscreen-v1"].flatMap((m) =>
-  ["config.json", "model.bpk"].map((f) => `models/${m}/${f}`));
+  ["config.json", "model.q8"].map((f) => `models/${m}/${f}`));
 const hashed = ["www", "package-lock.json", "pkg/ctscreen_bg.wasm", "pkg/ctscreen.js", ...modelFiles];
 function buildHash() {
   const h = crypto.createHash("sha256");

@@ -119,7 +119,7 @@ async fn load_on(config: &ShippedConfig, weights: &[u8], gpu: bool) -> Result<Lo
     } else {
         (Device::flex(), CPU_BACKEND)
     };
-    let model = model_from_bytes(&config.model, weights.to_vec(), &device, "model.bpk")
+    let model = model_from_bytes(&config.model, weights.to_vec(), &device, "model.q8")
         .map_err(|e| e.to_string())?;
     let loaded = Loaded {
         model,
@@ -160,7 +160,7 @@ impl Loaded {
 
 #[wasm_bindgen]
 impl Analyzer {
-    /// Load `config.json` and `model.bpk` bytes; try WebGPU first when `prefer_gpu`, and fall
+    /// Load `config.json` and `model.q8` bytes; try WebGPU first when `prefer_gpu`, and fall
     /// back to the CPU backend if it is missing or fails.
     pub async fn create(
         config_json: Vec<u8>,
@@ -742,7 +742,7 @@ pub struct ModelRunner {
 
 #[wasm_bindgen]
 impl ModelRunner {
-    /// Load `config.json` and `model.bpk` bytes on the CPU backend, warmed up.
+    /// Load `config.json` and `model.q8` bytes on the CPU backend, warmed up.
     pub async fn create(config_json: Vec<u8>, weights: Vec<u8>) -> Result<ModelRunner, JsError> {
         let config = config_from_bytes(&config_json, "config.json").map_err(js)?;
         let loaded = load_on(&config, &weights, false).await.map_err(js)?;

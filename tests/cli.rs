@@ -382,12 +382,50 @@ fn corrupt_weights_and_mismatched_configs_fail_cleanly() {
     assert_clean_failure(&o, "model.bpk");
     assert!(stderr(&o).contains("do not fit"), "{}", stderr(&o));
 
+    // A truncated model.q8 is loaded in preference to model.bpk, and fails naming it.
+    let q8 = tiny_model_dir("badw-q8");
+    let o = ctscreen(&["quantize", "--model", q8.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w = q8.join("model.q8");
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    assert_clean_failure(
+        &ctscreen(&["analyze", img, "--model", q8.to_str().unwrap()]),
+        "model.q8",
+    );
+
     let badjson = tiny_model_dir("badw-json");
     std::fs::write(badjson.join("config.json"), "{ not json").unwrap();
     assert_clean_failure(
         &ctscreen(&["analyze", img, "--model", badjson.to_str().unwrap()]),
         "config.json",
     );
+}
+
+/// `ctscreen quantize` writes model.q8 beside the record, smaller, every command then loads it,
+/// and quantizing again gives the same bytes. (That the shipped model.q8 is its model.bpk
+/// quantized, with the same outputs within rounding: tests/weights.rs.)
+#[test]
+fn quantize_writes_a_smaller_model_that_analyze_loads() {
+    let dir = common::tmp_dir("q8-img");
+    let img = dir.join("x.png");
+    write_png(&img, 64, 64, 90);
+    let img = img.to_str().unwrap();
+    let model = tiny_model_dir("q8-model");
+    let o = ctscreen(&["quantize", "--model", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q8 = std::fs::metadata(model.join("model.q8")).unwrap().len();
+    let f16 = std::fs::metadata(model.join("model.bpk")).unwrap().len();
+    assert!(q8 < f16, "model.q8 {q8} bytes vs model.bpk {f16}");
+    let o = ctscreen(&["analyze", img, "--model", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = std::fs::read(model.join("model.q8")).unwrap();
+    assert!(
+        ctscreen(&["quantize", "--model", model.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read(model.join("model.q8")).unwrap(), first);
 }
 
 #[test]

@@ -71,3 +71,61 @@ fn config_json_round_trips_and_bad_json_is_an_error() {
     assert!(config_from_bytes(br#"{"version":"x","model":{"base_width":0}}"#, "c.json").is_err());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The shipped models' `model.q8` are their `model.bpk` quantized (a retrained record without
+/// `ctscreen quantize` would otherwise ship stale weights), and the int8 model's outputs stay the
+/// record's within rounding on a CT-like input.
+#[test]
+fn shipped_int8_weights_are_the_quantized_record_with_the_same_outputs() {
+    let device = Device::flex();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    for name in ["ctscreen-v1", "ctscreen-v2"] {
+        let dir = root.join(name);
+        let record = weights::load_record_dir(&dir, &device).unwrap();
+        let shipped = std::fs::read(dir.join(weights::INT8_FILE)).unwrap();
+        assert!(
+            weights::int8::encode(&record.model) == shipped,
+            "{name}: model.q8 is not model.bpk quantized: run `ctscreen quantize --model models/{name}`"
+        );
+        let int8 = weights::load_dir(&dir, &device).unwrap();
+        let size = record.config.input_size;
+        // A disc of "lung" (dark) with brighter blobs, on the model's grid.
+        let x: Vec<f32> = (0..size * size)
+            .map(|i| {
+                let (x, y) = (
+                    (i % size) as f32 / size as f32 - 0.5,
+                    (i / size) as f32 / size as f32 - 0.5,
+                );
+                let r = (x * x + y * y).sqrt();
+                if r > 0.45 {
+                    0.6
+                } else if ((x * 40.0).sin() * (y * 30.0).cos()) > 0.7 {
+                    0.5
+                } else {
+                    0.1
+                }
+            })
+            .collect();
+        let a = predict(&record.model, &[x.as_slice()], size, true, &device).unwrap();
+        let b = predict(&int8.model, &[x.as_slice()], size, true, &device).unwrap();
+        // A pixel on a class boundary can move far on a small change of logits: judge the mean
+        // and the share of pixels that move more than 0.1.
+        let d: Vec<f32> = a[0]
+            .seg_probs
+            .iter()
+            .zip(&b[0].seg_probs)
+            .map(|(p, q)| (p - q).abs())
+            .collect();
+        let mean = d.iter().sum::<f32>() / d.len() as f32;
+        let moved = d.iter().filter(|&&x| x > 0.1).count() as f32 / d.len() as f32;
+        let dp = (a[0].p_covid() - b[0].p_covid()).abs();
+        eprintln!(
+            "{name}: int8 vs f16: mean |Δ prob| {mean:.5}, {:.3} % of values moved > 0.1, |Δ p| {dp:.4}",
+            moved * 100.0
+        );
+        assert!(
+            mean < 0.005 && moved < 0.005 && dp < 0.02,
+            "{name}: mean {mean}, moved {moved}, |Δ p| {dp}"
+        );
+    }
+}

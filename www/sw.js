@@ -6,7 +6,7 @@
 const CACHE = "ctscreen-__BUILD_HASH__";
 const PRECACHE = [
   "./", "index.html", "main.js", "viewer.js", "worker.js", "model-worker.js", "style.css", "manifest.webmanifest",
-  "ctscreen_bg.wasm", "models/ctscreen-v2/config.json", "models/ctscreen-v2/model.bpk",
+  "ctscreen_bg.wasm", "models/ctscreen-v2/config.json", "models/ctscreen-v2/model.q8",
 ];
 
 self.addEventListener("install", (event) => {

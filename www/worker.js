@@ -62,7 +62,7 @@ async function load() {
   const dir = `models/${options.model === "ctscreen-v1" ? "ctscreen-v1" : "ctscreen-v2"}`;
   const [config, weights] = await Promise.all([
     fetchBytes(`${dir}/config.json`),
-    fetchBytes(`${dir}/model.bpk`),
+    fetchBytes(`${dir}/model.q8`),
   ]);
   modelBytes = { config, weights };
   const preferGpu = options.backend !== "cpu" && "gpu" in navigator && navigator.gpu !== undefined;

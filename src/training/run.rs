@@ -168,7 +168,7 @@ pub fn train(
 fn initial_model(cfg: &TrainingConfig, device: &Device, resuming: bool) -> Result<MultiTaskModel> {
     Ok(match (&cfg.init_from, &cfg.pretrained, resuming) {
         (Some(dir), _, false) => {
-            let loaded = weights::load_dir(Path::new(dir), device)?;
+            let loaded = weights::load_record_dir(Path::new(dir), device)?;
             if loaded.config.model != cfg.model {
                 return Err(Error::Config {
                     path: dir.clone(),

@@ -53,11 +53,11 @@ pub fn load_model(dir: &Path, device: &burn::prelude::Device) -> Result<weights:
             &config.model,
             include_bytes!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/models/ctscreen-v2/model.bpk"
+                "/models/ctscreen-v2/model.q8"
             ))
             .to_vec(),
             device,
-            "built-in ctscreen-v2/model.bpk",
+            "built-in ctscreen-v2/model.q8",
         )?;
         return Ok(weights::LoadedModel { config, model });
     }

@@ -67,6 +67,12 @@ enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
+    /// Write `model.q8` (the parameters as 8-bit integers, a quarter of f32: what the page
+    /// downloads and every command then loads) beside a model directory's `model.bpk`.
+    Quantize {
+        #[arg(long, default_value = DEFAULT_MODEL)]
+        model: PathBuf,
+    },
     /// Analyse a CT (DICOM series, NIfTI) or a PNG/JPEG slice: lesions, lungs, report.
     Analyze(analyze::AnalyzeArgs),
     /// Compare a baseline and a follow-up scan of one patient: both analysed with one model,
@@ -119,6 +125,13 @@ fn run(cli: Cli) -> Result<()> {
             percentile,
             device,
         } => calibrate_ood::calibrate_ood(&model, &data, percentile, device.device),
+        Command::Quantize { model } => {
+            let device = ctscreen::device::Backend::Flex.device()?;
+            let path = ctscreen::weights::quantize_dir(&model, &device)?;
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            println!("{} ({size} bytes)", path.display());
+            Ok(())
+        }
         Command::Analyze(a) => analyze::analyze(a),
         Command::Compare(a) => compare::compare(a),
         Command::Info(a) => info::info(a),

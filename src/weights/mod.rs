@@ -1,6 +1,10 @@
-//! Weights on disk and in memory: a model directory holds `config.json` (a [`ShippedConfig`])
-//! and `model.bpk` (Burn's burnpack record, parameters stored as f16 to halve the download,
-//! computed in f32). Loading works from bytes, which is what the browser has.
+//! Weights on disk and in memory: a model directory holds `config.json` (a [`ShippedConfig`]),
+//! `model.bpk` (Burn's burnpack record, parameters stored as f16: what training writes and
+//! starts from) and, for a shipped model, `model.q8` (the same parameters as 8-bit integers,
+//! [`int8`]; written by `ctscreen quantize`): what the page downloads and the CLI runs. Both are
+//! computed in f32. Loading works from bytes, which is what the browser has.
+
+pub mod int8;
 
 use std::path::Path;
 
@@ -16,6 +20,7 @@ use crate::model::{MultiTaskConfig, MultiTaskModel};
 /// File names inside a model directory.
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.bpk";
+pub const INT8_FILE: &str = "model.q8";
 
 /// What ships next to the weights.
 #[derive(Config, Debug, PartialEq)]
@@ -78,7 +83,8 @@ pub fn config_from_bytes(bytes: &[u8], name: &str) -> Result<ShippedConfig> {
     Ok(cfg)
 }
 
-/// Build the architecture from `cfg` on `device` and load burnpack `bytes` into it. Fails,
+/// Build the architecture from `cfg` on `device` and load `bytes` into it (`model.q8` or a
+/// burnpack, told apart by their first bytes). Fails,
 /// never panics, on corrupt bytes or on weights that do not fit the configuration.
 pub fn model_from_bytes(
     cfg: &MultiTaskConfig,
@@ -90,6 +96,9 @@ pub fn model_from_bytes(
         path: name.into(),
         reason,
     };
+    if int8::is_int8(&bytes) {
+        return int8::load(cfg.init(device), &bytes, device).map_err(err);
+    }
     // The burnpack reader indexes into the buffer using offsets from its header; catch a
     // corrupt header's panic natively as a last line of defence (wasm aborts instead, so the
     // reader's own checks are what protect the page).
@@ -117,18 +126,47 @@ pub struct LoadedModel {
     pub model: MultiTaskModel,
 }
 
-/// Load `config.json` and `model.bpk` from a model directory.
+/// Load a model directory as it runs: `config.json` and `model.q8` where there is one, else
+/// `model.bpk`.
 pub fn load_dir(dir: &Path, device: &Device) -> Result<LoadedModel> {
+    let int8 = dir.join(INT8_FILE);
+    load_dir_file(
+        dir,
+        if int8.is_file() {
+            INT8_FILE
+        } else {
+            WEIGHTS_FILE
+        },
+        device,
+    )
+}
+
+/// Load a model directory's `config.json` and `model.bpk` (the training record, not rounded to
+/// 8 bits): where a later training stage starts from.
+pub fn load_record_dir(dir: &Path, device: &Device) -> Result<LoadedModel> {
+    load_dir_file(dir, WEIGHTS_FILE, device)
+}
+
+fn load_dir_file(dir: &Path, weights_file: &str, device: &Device) -> Result<LoadedModel> {
     if !dir.is_dir() {
         return Err(Error::MissingDir(dir.to_path_buf()));
     }
     let cfg_path = dir.join(CONFIG_FILE);
     let cfg_bytes = std::fs::read(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
     let config = config_from_bytes(&cfg_bytes, &cfg_path.display().to_string())?;
-    let w_path = dir.join(WEIGHTS_FILE);
+    let w_path = dir.join(weights_file);
     let bytes = std::fs::read(&w_path).map_err(|e| Error::io(&w_path, e))?;
     let model = model_from_bytes(&config.model, bytes, device, &w_path.display().to_string())?;
     Ok(LoadedModel { config, model })
+}
+
+/// Write `model.q8` beside the `model.bpk` of `dir` (from that record, so quantizing twice gives
+/// the same file).
+pub fn quantize_dir(dir: &Path, device: &Device) -> Result<std::path::PathBuf> {
+    let loaded = load_record_dir(dir, device)?;
+    let path = dir.join(INT8_FILE);
+    std::fs::write(&path, int8::encode(&loaded.model)).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
 }
 
 /// Write `config.json` and `model.bpk` into `dir` (created if missing).
