@@ -286,6 +286,8 @@ export function startApp(doc) {
     doc.body.dataset.mpr = on ? "1" : "0";
     doc.body.dataset.mprLoaded = "";
     ui.show3d.disabled = true; // until this scan's maps are in place
+    // The last scan's volumes go at once: its reformats must not stay beside another scan.
+    mpr?.clear();
     if (!on) return;
     ui.mprCaption.textContent = MPR_PENDING;
     // NiiVue starts (WebGL contexts, dozens of shaders compiled on a software GPU) only once an
@@ -304,7 +306,6 @@ export function startApp(doc) {
       mpr = view;
       if (scan !== vol) return; // another scan came meanwhile: its own call does this
       mpr.reset(vol.id, vol.affine, [vol.nx, vol.ny, vol.nz], vol.info.hu);
-      ui.mprCaption.textContent = MPR_PENDING;
       if (vol.report && ui.progressWrap.hidden) askMpr();
     }).catch((e) => {
       console.warn("multiplanar view unavailable:", e);
@@ -320,12 +321,12 @@ export function startApp(doc) {
     classAt: (v) => vol?.views.get(v[2])?.overlay?.classes[v[0] + vol.nx * v[1]] ?? null,
   };
 
-  /** The volume, lesion and lung maps for the panes, once the analysis ends (or is cancelled):
+  /** The volume, lesion and lung maps for the panes, once an analysis ends (or is cancelled):
    * during it, NiiVue's work on the page's thread and the software GPU would take cores from the
-   * model on a small machine. The lesion and lung maps again after every later analysis. */
+   * model on a small machine. */
   function askMpr() {
     if (!mpr || !vol || ui.mprFigure.hidden) return;
-    worker.postMessage({ type: "mpr", id: vol.id, what: ["hu", "lesions", "lung"], gen: viewGen });
+    worker.postMessage({ type: "mpr", id: vol.id, gen: viewGen });
   }
 
   /** The lesion and lung switches of the axial pane, for the others. */

@@ -95,29 +95,29 @@ export class MprView {
     return this.chain;
   }
 
-  /** A new scan: drop the volumes of the last one. */
-  reset(id, affine, dims, hu) {
-    this.scan = { id, affine, dims, hu };
+  /** Drop what is shown: no pane may show one scan while another is open. */
+  clear() {
+    this.scan = null;
     this.layers = {};
     return this.queue(() => {
       for (const nv of [this.nv, this.nv3]) if (nv?.volumes.length) setLayers(nv, []);
     });
   }
 
-  /**
-   * NIfTI copies from the worker for scan `id`: `hu` (the first time) and the `lesions` and
-   * `lung` label maps (again after every analysis), all put in place with one upload.
-   */
+  /** A new scan, its volumes to come. */
+  reset(id, affine, dims, hu) {
+    this.clear();
+    this.scan = { id, affine, dims, hu };
+  }
+
+  /** NIfTI copies from the worker for scan `id` (the HU volume and the `lesions` and `lung`
+   * label maps), all put in place with one upload. */
   load(id, { hu, lesions, lung }, win, show) {
     if (!this.scan || id !== this.scan.id) return Promise.resolve();
     this.layers = { lesions, lung };
     return this.queue(async () => {
-      let back = this.nv.volumes[0];
-      if (hu) {
-        const lo = win.level - win.width / 2;
-        back = await image("scan", hu, { colormap: "gray", cal_min: lo, cal_max: lo + win.width, trustCalMinMax: true });
-      }
-      if (!back) return;
+      const lo = win.level - win.width / 2;
+      const back = await image("scan", hu, { colormap: "gray", cal_min: lo, cal_max: lo + win.width, trustCalMinMax: true });
       // Lesions (drawn filled), then the lung above them (drawn as its outline only).
       const vols = [back, await labels("lesions", lesions.slice(), LESION_LUT, show.lesions ? show.opacity : 0),
         await labels("lung", lung.slice(), LUNG_LUT, 1)];

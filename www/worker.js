@@ -6,7 +6,7 @@
 //      | {type: "export-mask"} | {type: "export-seg"}
 //      | {type: "load", files, followup: true} (keeps the analysed scan as the baseline)
 //      | {type: "swap"} | {type: "close-compare"} | {type: "view", z, which: "baseline"}
-//      | {type: "mpr", id, what: ["hu"?, "lesions", "lung"], gen} (NIfTI copies for the multiplanar viewer)
+//      | {type: "mpr", id, gen} (the HU, lesion and lung NIfTI copies for the multiplanar viewer)
 // Out: {type: "status"|"ready"|"pool"|"volume"|"slice"|"view"|"report"|"comparison"|"mask"|"mpr"|"error"}.
 // The volume lives here only: the page asks for the slices it draws ("view").
 import init, { Analyzer } from "../pkg/ctscreen.js";
@@ -33,8 +33,8 @@ function maxVoxels() {
   return Math.floor(Math.min(gib / 2, 3) * 1024 ** 3 / BYTES_PER_VOXEL);
 }
 /** The multiplanar viewer's copy of a scan, in voxels: NiiVue holds it several times over (its
- * own RAS copy, float and RGBA textures, in RAM on a software GPU: about 70 bytes a voxel
- * measured on a 512²×600 series), so a 512²×600 series is shown averaged over 5×5 in-plane
+ * own RAS copy, float and RGBA textures, in RAM on a software GPU: about 40 bytes a voxel
+ * measured on a 512²×600 series, BENCHMARKS.md), so a 512²×600 series is shown averaged over 5×5 in-plane
  * blocks (3.5 mm) in the coronal, sagittal and 3-D panes, a 512²×300 one over 4×4; the axial
  * pane always draws the full slice. */
 const MPR_MAX_VOXELS = 8 * 1024 * 1024;
@@ -256,7 +256,7 @@ onmessage = async (ev) => {
     }
     if (msg.type === "mpr") {
       if (msg.id !== loadId) return;
-      const layers = Object.fromEntries(msg.what.map((w) => [w, analyzer.viewer_nifti(w, MPR_MAX_VOXELS)]));
+      const layers = Object.fromEntries(["hu", "lesions", "lung"].map((w) => [w, analyzer.viewer_nifti(w, MPR_MAX_VOXELS)]));
       postMessage({ type: "mpr", id: msg.id, gen: msg.gen, layers }, Object.values(layers).map((b) => b.buffer));
       return;
     }

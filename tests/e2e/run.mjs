@@ -606,6 +606,13 @@ async function runPool() {
   // is found 24 mm off, with the same figures, both scans at the same level side by side.
   const fuFiles = files.filter((f) => !/1-(28|29|30)\.dcm$/.test(f));
   await page.setInputFiles("#fu-file", fuFiles);
+  // Until the follow-up's own maps are drawn, the reformats show no scan (not the baseline's).
+  const pending = await page.waitForFunction(() => {
+    const c = document.getElementById("mpr-caption").textContent;
+    if (document.body.dataset.slices !== "27" || !c.startsWith("Coronal, sagittal and 3-D views: drawn when")) return false;
+    return { loc: window.ctscreenMpr.locate([0, 0, 0]) };
+  }, null, { timeout: 300000 }).then((h) => h.jsonValue());
+  check(`compare: while the follow-up is analysed the reformats show no scan (not the baseline's)`, pending.loc === null);
   await analysed(page, 2, 600000);
   const cut = await comparison(page, 1);
   await page.waitForSelector("body[data-cmp-drawn='1']", { timeout: 60000 });
