@@ -476,6 +476,7 @@ pub fn real_ct_case(
         size,
         ood_threshold,
         batch,
+        None,
         |_, _| {},
     )?;
     let ctx = crate::report::ReportContext {

@@ -159,7 +159,11 @@ pub struct Report {
     pub severity: &'static str,
     pub severity_rule: &'static str,
     pub ood_slices: Vec<usize>,
-    /// True when most slices with lung (or, without lung, most slices) are out of distribution.
+    /// Slices whose reconstruction was checked (a sample of those with lung on long series,
+    /// `pipeline::recon_checked`); `ood_slices` are among them.
+    pub ood_checked: usize,
+    /// True when most checked slices with lung (or, without lung, most checked slices) are out
+    /// of distribution.
     pub ood: bool,
     pub ood_message: Option<&'static str>,
     pub lung_mask_method: LungMethod,
@@ -256,7 +260,7 @@ pub fn build(
     if call.state == CallState::IncompleteLung {
         warnings.push(INCOMPLETE_LUNG_WARNING.into());
     }
-    let (ood_slices, ood) = ood_flags(&slice_reports, &basis);
+    let (ood_slices, ood_checked, ood) = ood_flags(&slice_reports, &basis);
     if slices.len() < vol.dims[2] {
         warnings.push(format!(
             "only {} of {} slices were analysed",
@@ -307,6 +311,7 @@ pub fn build(
         severity_rule: "MosMedData: CT-0 no lesion, CT-1 < 25 %, CT-2 25–50 %, CT-3 50–75 %, \
                         CT-4 ≥ 75 % of lung involved",
         ood_slices,
+        ood_checked,
         ood,
         ood_message: ood.then_some(OOD_MESSAGE),
         lung_mask_method: lung.method,
@@ -379,23 +384,32 @@ fn sum_slices(
     )
 }
 
-/// The slices flagged out of distribution, and the volume's flag: most slices with lung, or,
-/// without lung, most analysed slices.
-fn ood_flags(slice_reports: &[SliceReport], basis: &[&SliceReport]) -> (Vec<usize>, bool) {
+/// The slices flagged out of distribution, how many were checked, and the volume's flag: most
+/// checked slices with lung, or, without lung, most checked slices. Only checked slices count:
+/// on a long series the reconstruction is computed on a sample (`pipeline::recon_checked`).
+fn ood_flags(slice_reports: &[SliceReport], basis: &[&SliceReport]) -> (Vec<usize>, usize, bool) {
     let ood_slices: Vec<usize> = slice_reports
         .iter()
         .filter(|s| s.ood == Some(true))
         .map(|s| s.z)
         .collect();
-    let basis_ood = basis.iter().filter(|s| s.ood == Some(true)).count();
-    // Without lung, the flag is judged on every analysed slice.
-    let ood = if !basis.is_empty() {
-        basis_ood * 2 > basis.len()
-    } else {
-        let n = slice_reports.iter().filter(|s| s.ood == Some(true)).count();
-        n * 2 > slice_reports.len()
+    let checked = slice_reports.iter().filter(|s| s.ood.is_some()).count();
+    let majority = |flags: &mut dyn Iterator<Item = bool>| {
+        let (mut n, mut yes) = (0, 0);
+        for f in flags {
+            n += 1;
+            yes += usize::from(f);
+        }
+        yes * 2 > n
     };
-    (ood_slices, ood)
+    let basis_checked = basis.iter().any(|s| s.ood.is_some());
+    // Without a checked slice with lung, the flag is judged on every checked slice.
+    let ood = if basis_checked {
+        majority(&mut basis.iter().filter_map(|s| s.ood))
+    } else {
+        majority(&mut slice_reports.iter().filter_map(|s| s.ood))
+    };
+    (ood_slices, checked, ood)
 }
 
 /// Whether the lungs in the volume are only their bases: the lung is cut by the top of the
@@ -515,7 +529,27 @@ mod tests {
         assert!((r.p_covid_classifier.unwrap() - 0.875).abs() < 1e-6);
         assert!(r.lung_found && r.slices.iter().all(|s| s.lung));
         assert_eq!(r.ood_slices, vec![4]);
+        assert_eq!(r.ood_checked, 5);
         assert!(!r.ood);
+
+        // Reconstruction checked on a sample (slices 0, 2, 4), flagged on 2 and 4: the volume
+        // flag is the majority of the checked slices (2 of 3), not of all slices (2 of 5).
+        let mut sampled = slices.clone();
+        for s in &mut sampled {
+            (s.ood, s.recon_mse) = match s.z {
+                2 | 4 => (Some(true), Some(0.5)),
+                0 => (Some(false), Some(0.01)),
+                _ => (None, None),
+            };
+        }
+        let r = build(&ctx, &vol, &lung, &sampled);
+        assert_eq!(
+            (r.ood_slices.clone(), r.ood_checked, r.ood),
+            (vec![2, 4], 3, true)
+        );
+        sampled[2].ood = Some(false);
+        let r = build(&ctx, &vol, &lung, &sampled);
+        assert_eq!((r.ood_checked, r.ood), (3, false));
 
         // Flip the x axis: the same voxels are now the patient's left.
         let (vol, lung, slices) = case(-1.0);

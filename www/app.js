@@ -37,7 +37,7 @@ export function startApp(doc) {
     "fu-file", "fu-folder", "followup-row", "compare", "cmp-base-name", "cmp-fu-name", "cmp-summary",
     "cmp-warnings", "cmp-align", "cmp-panes", "cmp-base-fig", "cmp-base", "cmp-base-cap", "cmp-fu-fig",
     "cmp-fu", "cmp-fu-cap", "cmp-plot", "cmp-plot-fig", "cmp-plot-cap", "cmp-table", "cmp-swap", "cmp-json", "cmp-print",
-    "cmp-close", "cmp-disclaimer", "slice-cross", "mpr", "mpr-figure", "mpr-caption", "render3d", "render-figure", "show3d", "show3d-wrap", "render-pane",
+    "cmp-close", "cmp-disclaimer", "slice-cross", "mpr", "mpr-figure", "mpr-caption", "render3d", "render-figure", "show3d", "show3d-wrap", "render-pane", "recon-note",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
   let worker = null;
   let backendInfo = "";
@@ -200,7 +200,8 @@ export function startApp(doc) {
       doc.defaultView.ctscreenTimings = {
         sliceMs: vol.sliceMs || [], totalMs: msg.ms, reportMs: msg.reportMs, loadMs: vol.load_ms, backend: msg.backend,
         workers: msg.workers, ownerMs: msg.ownerMs, firstProvisionalMs: vol.firstProvisionalMs ?? null, finalMs: performance.now() - vol.t0,
-        summary: { call: vol.report.call.state, p_covid: vol.report.p_covid, involvement_pct: vol.report.involvement_pct, severity: vol.report.severity, lesion_ml: vol.report.lesion_ml?.total },
+        oodChecked: vol.report.ood_checked,
+        summary: { call: vol.report.call.state, p_covid: vol.report.p_covid, involvement_pct: vol.report.involvement_pct, severity: vol.report.severity, lesion_ml: vol.report.lesion_ml?.total, ood: vol.report.ood, ood_slices: vol.report.ood_slices.length },
       };
       if (msg.workers !== undefined) doc.body.dataset.workersAfterRun = String(msg.workers);
       if (msg.memBytes != null) doc.body.dataset.wasmMem = String(msg.memBytes);
@@ -258,13 +259,14 @@ export function startApp(doc) {
    * longer there than on the CPU (by default the page then uses the CPU), `?workers=N` the size of its pool (benchmarks and tests
    * compare sizes on one build), `?crashworker=K` crashes a pool worker after K slices (test),
    * `?model=v1` loads the first model, the U-Net trained from scratch (comparisons; only the default,
-   * v2, is precached for offline use).
+   * v2, is precached for offline use), `?reconevery=N` checks the reconstruction on every N-th slice
+   * with lung instead of the sample the CLI also takes (1: all; benchmarks compare with it).
    */
   function urlOptions() {
     const q = new URLSearchParams(doc.defaultView.location.search);
     const backend = ["cpu", "webgpu"].includes(q.get("backend")) ? q.get("backend") : "auto";
     const model = q.get("model") === "v1" ? "ctscreen-v1" : "ctscreen-v2";
-    return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000), deviceMemory: doc.defaultView.navigator.deviceMemory ?? null };
+    return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000), reconEvery: urlInt("reconevery", 64), deviceMemory: doc.defaultView.navigator.deviceMemory ?? null };
   }
 
   function baseName() {
@@ -398,7 +400,8 @@ export function startApp(doc) {
     if (view) drawView(ui.slice, view, nx, ny);
     drawCross();
     if (s && s.recon.length) drawRgba(ui.recon, composeRgba(s.recon, null, 0), s.size, s.size);
-    else ui.recon.getContext("2d").clearRect(0, 0, ui.recon.width, ui.recon.height); // not analysed: no stale image
+    else ui.recon.getContext("2d").clearRect(0, 0, ui.recon.width, ui.recon.height); // not analysed or not sampled: no stale image
+    ui.reconNote.hidden = !(s && s.has_lung && !s.recon.length);
     const pos = vol.positions_mm[z];
     ui.sliceInfo.textContent = `slice ${z + 1} / ${nz}` + (pos != null ? ` · z = ${pos.toFixed(1)} mm` : "");
     doc.body.dataset.z = String(z);
@@ -440,7 +443,7 @@ export function startApp(doc) {
     ui.ood.hidden = !r.ood && r.ood_slices.length === 0;
     ui.ood.textContent = r.ood
       ? `Warning: ${r.ood_message}.`
-      : `${r.ood_slices.length} slice(s) look unlike the training data (out of distribution); results there may be unreliable.`;
+      : `${r.ood_slices.length} of ${r.ood_checked} checked slice(s) look unlike the training data (out of distribution); results there may be unreliable.`;
     ui.warnings.replaceChildren(...r.warnings.map((w) => { const li = doc.createElement("li"); li.textContent = w; return li; }));
     doc.body.dataset.skipped = String(r.skipped_files.length);
     ui.meta.textContent = `${r.input} · ${r.dims.join("×")} · model ${r.model} · ${r.backend} · ${vol.ms.toFixed(0)} ms · ${r.disclaimer}`;

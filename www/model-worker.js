@@ -17,7 +17,7 @@ async function pump() {
     if (job.run <= cancelledUpTo) continue;
     const t0 = performance.now();
     try {
-      const packed = await runner.predict(job.grid);
+      const packed = await runner.predict(job.grid, job.recon !== false);
       postMessage({ type: "done", run: job.run, z: job.z, packed, ms: performance.now() - t0 }, [packed.buffer]);
     } catch (e) {
       // A wasm trap or out-of-memory leaves this instance unusable: the pool retires it.

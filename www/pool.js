@@ -2,7 +2,7 @@
 // weights, fed model inputs by the worker that owns the volume. No DOM and no wasm here, so the
 // scheduling is unit-tested with fake workers (tests/js/pool.test.mjs).
 //
-// Messages to a model worker:   {type: "init", config, weights} | {type: "slice", run, z, grid}
+// Messages to a model worker:   {type: "init", config, weights} | {type: "slice", run, z, grid, recon}
 //                               | {type: "cancel", run}
 // Messages from a model worker: {type: "ready", memBytes} | {type: "done", run, z, packed, ms}
 //                               | {type: "failed", run, z, message} | {type: "init-failed", message}
@@ -95,9 +95,10 @@ export class ModelPool {
    * packed, ms)` takes the outputs (both run here, in the owning worker). Resolves with
    * `{done, left, failed}`: `left` are slices never finished because the run was cancelled or
    * no worker is left (the caller runs them itself); `failed` were tried `ATTEMPTS` times.
-   * `options.onDispatch(z, workerIndex, count)` sees every slice sent (tests kill workers with it).
+   * `options.onDispatch(z, workerIndex, count)` sees every slice sent (tests kill workers with it);
+   * `options.reconOf(z)` says whether slice z's reconstruction is computed (default: yes).
    */
-  run(zs, { prepare, finish, onDispatch = () => {} }) {
+  run(zs, { prepare, finish, onDispatch = () => {}, reconOf = () => true }) {
     if (this.active) throw new Error("the pool is already running");
     const token = ++this.runToken;
     const queue = [...zs];
@@ -137,7 +138,7 @@ export class ModelPool {
               try { grid = prepare(z); } catch (e) { end(e); return; }
               attempts.set(z, (attempts.get(z) || 0) + 1);
               w.inflight.set(z, true);
-              w.worker.postMessage({ type: "slice", run: token, z, grid }, [grid.buffer]);
+              w.worker.postMessage({ type: "slice", run: token, z, grid, recon: reconOf(z) }, [grid.buffer]);
               onDispatch(z, w.i, ++sent);
               more = true;
             }

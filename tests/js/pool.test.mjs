@@ -16,6 +16,7 @@ class FakeWorker {
       assert.ok(m.grid instanceof Float32Array);
       this.queue.push(m);
       this.log.sent.push([this.i, m.z]);
+      this.log.recon?.set(m.z, m.recon);
       if (this.queue.length === 1) this.#next();
     } else if (m.type === "cancel") {
       this.cancelledUpTo = m.run;
@@ -66,6 +67,16 @@ test("every slice is finished exactly once, spread over the workers, at most IN_
   assert.deepEqual([...finished].sort((a, b) => a - b), zs);
   assert.deepEqual(new Set(log.sent.map(([i]) => i)), new Set([0, 1, 2]));
   assert.ok(log.maxQueue <= IN_FLIGHT, `queue ${log.maxQueue}`);
+});
+
+test("each slice goes out saying whether its reconstruction is computed (by default: yes)", async () => {
+  const log = { ...newLog(), recon: new Map() };
+  const { pool } = await makePool(2, log);
+  await pool.run([...Array(12).keys()], { prepare: prep, finish: () => {}, reconOf: (z) => z % 4 === 0 });
+  assert.deepEqual([...log.recon.entries()].sort((a, b) => a[0] - b[0]), [...Array(12).keys()].map((z) => [z, z % 4 === 0]));
+  log.recon.clear();
+  await pool.run([20, 21], { prepare: prep, finish: () => {} });
+  assert.deepEqual([...log.recon.values()], [true, true]);
 });
 
 test("a worker that dies mid-run loses only its in-flight slices, retried once elsewhere", async () => {

@@ -82,6 +82,7 @@ pub fn run_pipeline(
         size,
         loaded.config.ood_threshold,
         batch,
+        run.recon_every,
         |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
@@ -146,13 +147,14 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
         let c = &report.call;
         let p = |v: Option<f64>| v.map_or("n/a".to_string(), |p| format!("{p:.2}"));
         println!(
-            "{input}: {} — p(COVID-19) {} (p(pneumonia) {}, p(COVID-19 | pneumonia, pattern) {}); lung involvement {inv}, severity {}; {} of {} slices flagged out-of-distribution.",
+            "{input}: {} — p(COVID-19) {} (p(pneumonia) {}, p(COVID-19 | pneumonia, pattern) {}); lung involvement {inv}, severity {}; {} of {} checked slices (of {}) flagged out-of-distribution.",
             c.summary,
             p(c.p_covid),
             p(c.p_pneumonia),
             p(c.p_covid_given_pneumonia),
             report.severity,
             report.ood_slices.len(),
+            report.ood_checked,
             nz
         );
         println!("pattern: {}", pattern_line(&c.features));

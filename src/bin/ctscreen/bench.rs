@@ -117,6 +117,7 @@ pub fn bench_volume(a: BenchVolumeArgs) -> Result<()> {
         loaded.config.input_size,
         loaded.config.ood_threshold,
         a.batch,
+        None,
         |_, _| {},
     )?;
     let model_s = t.elapsed().as_secs_f64();

@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Refuse volumes with more voxels than this (checked before allocation).
     #[arg(long, default_value_t = ctscreen::volume::DEFAULT_MAX_VOXELS)]
     pub max_voxels: u64,
+    /// Check the reconstruction (out of distribution) on every N-th slice with lung; by
+    /// default every 4th, every slice on short series (`pipeline::recon_checked`); 1: all.
+    #[arg(long)]
+    pub recon_every: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArg,
 }
