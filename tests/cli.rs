@@ -703,9 +703,16 @@ fn the_reconstruction_is_checked_on_a_sample_that_changes_no_other_figure() {
         .into_iter()
         .filter(|s| !s["p_covid"].is_null())
         .collect();
-    assert!(model.len() >= 16, "the demo runs the model on {} slices", model.len());
+    assert!(
+        model.len() >= 16,
+        "the demo runs the model on {} slices",
+        model.len()
+    );
     let every = ctscreen::pipeline::recon_checked(model.len(), None);
-    assert!(every.iter().any(|c| !c), "the demo is long enough to be sampled");
+    assert!(
+        every.iter().any(|c| !c),
+        "the demo is long enough to be sampled"
+    );
     for (s, &checked) in model.iter().zip(&every) {
         assert_eq!(!s["ood"].is_null(), checked, "slice {}", s["z"]);
         assert_eq!(!s["recon_mse"].is_null(), checked, "slice {}", s["z"]);

@@ -362,24 +362,47 @@ fn close_and_fill_sides(labels: &mut [u8], vol: &CtVolume) {
     } else {
         (nx / 100).max(2)
     };
-    let mut side = vec![0u8; n2];
+    // Each side is closed and filled inside its bounding box widened by 2r + 1 (clamped to the
+    // slice), not on the whole slice: the same result, since the dilation reaches r past the
+    // side, the erosion of a pixel the dilation set reads r further, everything beyond is 0
+    // and joined to the slice's edge around the box. A lung side covers a quarter of the
+    // slice or less: this step took a third of the mask's time on the whole slice.
+    let m = 2 * r + 1;
+    let mut side = Vec::with_capacity(n2);
     let mut scratch = vec![0u8; n2];
     for z in 0..nz {
         let sl = &mut labels[z * n2..(z + 1) * n2];
         for lab in [RIGHT, LEFT] {
-            let mut any = false;
-            for (s, &v) in side.iter_mut().zip(sl.iter()) {
-                *s = u8::from(v == lab);
-                any |= *s == 1;
+            let (mut x0, mut y0, mut x1, mut y1) = (nx, ny, 0, 0);
+            for (y, row) in sl.chunks_exact(nx).enumerate() {
+                if let (Some(a), Some(b)) = (
+                    row.iter().position(|&v| v == lab),
+                    row.iter().rposition(|&v| v == lab),
+                ) {
+                    (x0, x1, y0, y1) = (x0.min(a), x1.max(b + 1), y0.min(y), y + 1);
+                }
             }
-            if !any {
+            if x1 <= x0 {
                 continue;
             }
-            close(&mut side, &mut scratch, nx, ny, r);
-            fill_holes(&mut side, nx, ny);
-            for (v, &s) in sl.iter_mut().zip(side.iter()) {
-                if s == 1 && *v == 0 {
-                    *v = lab;
+            let (x0, y0) = (x0.saturating_sub(m), y0.saturating_sub(m));
+            let (x1, y1) = ((x1 + m).min(nx), (y1 + m).min(ny));
+            let (w, h) = (x1 - x0, y1 - y0);
+            side.clear();
+            for y in y0..y1 {
+                side.extend(
+                    sl[y * nx + x0..y * nx + x1]
+                        .iter()
+                        .map(|&v| u8::from(v == lab)),
+                );
+            }
+            close(&mut side, &mut scratch[..w * h], w, h, r);
+            fill_holes(&mut side, w, h);
+            for (y, row) in (y0..y1).zip(side.chunks_exact(w)) {
+                for (v, &s) in sl[y * nx + x0..y * nx + x1].iter_mut().zip(row) {
+                    if s == 1 && *v == 0 {
+                        *v = lab;
+                    }
                 }
             }
         }
