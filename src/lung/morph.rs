@@ -97,7 +97,9 @@ pub(super) fn largest_region(m: &mut [u8], nx: usize, ny: usize) -> bool {
 }
 
 /// Flood the 4-connected region of `from`-valued pixels of a slice containing `seed` with `to`,
-/// appending its pixels to `region` (cleared first). `stack` is scratch.
+/// appending its pixels to `region` (cleared first; in no particular order). `stack` is
+/// scratch. Scanline fill: a row's whole run at a time, one stack entry per run of the rows
+/// above and below (the pixel-by-pixel fill was a fifth of the lung mask's time).
 pub(super) fn flood2d(
     m: &mut [u8],
     nx: usize,
@@ -107,22 +109,38 @@ pub(super) fn flood2d(
     stack: &mut Vec<usize>,
     region: &mut Vec<usize>,
 ) {
+    debug_assert_ne!(from, to);
     region.clear();
     stack.clear();
-    m[seed] = to;
+    m[seed] = from;
     stack.push(seed);
     while let Some(i) = stack.pop() {
-        region.push(i);
-        let (x, y) = (i % nx, i / nx);
-        for (ok, j) in [
-            (x > 0, i.wrapping_sub(1)),
-            (x + 1 < nx, i + 1),
-            (y > 0, i.wrapping_sub(nx)),
-            (y + 1 < ny, i + nx),
-        ] {
-            if ok && m[j] == from {
-                m[j] = to;
-                stack.push(j);
+        if m[i] != from {
+            continue;
+        }
+        let y = i / nx;
+        let row = y * nx;
+        let (mut l, mut r) = (i, i);
+        while l > row && m[l - 1] == from {
+            l -= 1;
+        }
+        while r + 1 < row + nx && m[r + 1] == from {
+            r += 1;
+        }
+        m[l..=r].fill(to);
+        region.extend(l..=r);
+        for y2 in [y.checked_sub(1), (y + 1 < ny).then_some(y + 1)]
+            .into_iter()
+            .flatten()
+        {
+            let off = y2 * nx;
+            let mut in_run = false;
+            for j in off + (l - row)..=off + (r - row) {
+                let open = m[j] == from;
+                if open && !in_run {
+                    stack.push(j);
+                }
+                in_run = open;
             }
         }
     }
