@@ -18,33 +18,42 @@ pub(super) fn split_at_junction(
 ) {
     let [nx, ny, nz] = vol.dims;
     let n2 = nx * ny;
-    let (mut tx, mut tn) = (0.0f64, 0usize);
-    for (i, &v) in vol.voxels.iter().enumerate() {
-        if f32::from(v) >= threshold {
-            tx += (i % nx) as f64;
-            tn += 1;
+    // Integer sums (exact; the mean is the same as summing f64s: far below 2^53).
+    let (mut tx, mut tn) = (0u64, 0u64);
+    for row in vol.voxels.chunks_exact(nx) {
+        for (x, &v) in row.iter().enumerate() {
+            if f32::from(v) >= threshold {
+                tx += x as u64;
+                tn += 1;
+            }
         }
     }
     let centre = if tn > 0 {
-        tx / tn as f64
+        tx as f64 / tn as f64
     } else {
         nx as f64 / 2.0
     }
     .round() as isize;
     let half = (nx / 10).max(1) as isize;
-    let mut cols = vec![0usize; nx];
-    for tag in (10..).take(pieces) {
-        for z in 0..nz {
-            let sl = &labels[z * n2..(z + 1) * n2];
-            cols.iter_mut().for_each(|v| *v = 0);
-            let mut any = false;
-            for (i, &v) in sl.iter().enumerate() {
-                if v == tag {
-                    cols[i % nx] += 1;
-                    any = true;
+    // Per slice, every piece at once: one pass counts each piece's voxels per column, one
+    // labels them (each piece reads only its own voxels, so the order does not matter).
+    let mut cols = vec![0usize; nx * pieces];
+    let mut split_x = vec![None; pieces];
+    let piece = |v: u8| (v >= 10 && usize::from(v - 10) < pieces).then(|| usize::from(v - 10));
+    for z in 0..nz {
+        let sl = &mut labels[z * n2..(z + 1) * n2];
+        cols.iter_mut().for_each(|v| *v = 0);
+        for row in sl.chunks_exact(nx) {
+            for (x, &v) in row.iter().enumerate() {
+                if let Some(k) = piece(v) {
+                    cols[k * nx + x] += 1;
                 }
             }
-            if !any {
+        }
+        for (k, sx) in split_x.iter_mut().enumerate() {
+            let cols = &cols[k * nx..(k + 1) * nx];
+            *sx = None;
+            if cols.iter().all(|&c| c == 0) {
                 continue;
             }
             // The fewest voxels in a 3-column window, closest to the midline on ties.
@@ -62,14 +71,18 @@ pub(super) fn split_at_junction(
                     split = x;
                 }
             }
-            let split_x = patient_x(z * n2 + (ny / 2) * nx + split);
-            for j in 0..n2 {
-                let i = z * n2 + j;
-                if labels[i] == tag {
-                    // LPS: larger x is the patient's left. In place: the side labels (1, 2)
-                    // are never a tag (10, 11, …), so later tags read only their own voxels.
-                    labels[i] = if patient_x(i) > split_x { LEFT } else { RIGHT };
-                }
+            *sx = Some(patient_x(z * n2 + (ny / 2) * nx + split));
+        }
+        for (j, v) in sl.iter_mut().enumerate() {
+            if let Some(k) = piece(*v)
+                && let Some(sx) = split_x[k]
+            {
+                // LPS: larger x is the patient's left.
+                *v = if patient_x(z * n2 + j) > sx {
+                    LEFT
+                } else {
+                    RIGHT
+                };
             }
         }
     }
