@@ -259,32 +259,56 @@ fn grow_back(
     // In place, slice by slice: the slice's core is copied out and the slice cleared, then
     // each tag grows into it (the growth is in-plane, so no other slice is read). Earlier tags
     // win where two meet.
+    // Each tag grows inside its box widened by the radius (the dilation reaches no further):
+    // the same result as on the whole slice, at a fraction of the pixels.
     let mut grown = core;
     let mut core_sl = vec![0u8; n2];
     let mut dark_sl = vec![0u8; n2];
-    let mut side = vec![0u8; n2];
+    let mut side = Vec::with_capacity(n2);
     let mut scratch = vec![0u8; n2];
+    let mut boxes = vec![(nx, ny, 0, 0); kept.len()];
     for z in 0..nz {
         let sl = z * n2..(z + 1) * n2;
         core_sl.copy_from_slice(&grown[sl.clone()]);
         grown[sl.clone()].fill(0);
         dark.unpack(z, &mut dark_sl);
-        for k in 0..kept.len() {
-            let tag = 10 + k as u8;
-            let mut any = false;
-            for (s, &c) in side.iter_mut().zip(&core_sl) {
-                *s = u8::from(c == tag);
-                any |= *s == 1;
+        boxes.iter_mut().for_each(|b| *b = (nx, ny, 0, 0));
+        for (y, row) in core_sl.chunks_exact(nx).enumerate() {
+            for (x, &c) in row.iter().enumerate() {
+                if let Some(b) = c
+                    .checked_sub(10)
+                    .and_then(|k| boxes.get_mut(usize::from(k)))
+                {
+                    *b = (b.0.min(x), b.1.min(y), b.2.max(x + 1), y + 1);
+                }
             }
-            if !any {
+        }
+        let g_sl = &mut grown[sl];
+        for (k, &(x0, y0, x1, y1)) in boxes.iter().enumerate() {
+            if x1 <= x0 {
                 continue;
             }
-            if r_open > 0 {
-                box_max(&mut side, &mut scratch, nx, ny, r_open, 0);
+            let tag = 10 + k as u8;
+            let (x0, y0) = (x0.saturating_sub(r_open), y0.saturating_sub(r_open));
+            let (x1, y1) = ((x1 + r_open).min(nx), (y1 + r_open).min(ny));
+            let (w, h) = (x1 - x0, y1 - y0);
+            side.clear();
+            for y in y0..y1 {
+                side.extend(
+                    core_sl[y * nx + x0..y * nx + x1]
+                        .iter()
+                        .map(|&c| u8::from(c == tag)),
+                );
             }
-            for ((g, &s), &d) in grown[sl.clone()].iter_mut().zip(&side).zip(&dark_sl) {
-                if s == 1 && d == 1 && *g == 0 {
-                    *g = tag;
+            if r_open > 0 {
+                box_max(&mut side, &mut scratch[..w * h], w, h, r_open, 0);
+            }
+            for (y, row) in (y0..y1).zip(side.chunks_exact(w)) {
+                let at = y * nx + x0..y * nx + x1;
+                for ((g, &s), &d) in g_sl[at.clone()].iter_mut().zip(row).zip(&dark_sl[at]) {
+                    if s == 1 && d == 1 && *g == 0 {
+                        *g = tag;
+                    }
                 }
             }
         }
