@@ -196,15 +196,25 @@ pub fn analyze_volume(
     let nz = vol.dims[2];
     let zs = crate::slices::model_slices(vol, lung);
     let checked = recon_checked(zs.len(), recon_every);
-    let (with, without): (Vec<(usize, bool)>, Vec<(usize, bool)>) =
-        zs.iter().copied().zip(checked).partition(|&(_, c)| c);
+    let with: Vec<usize> = zs
+        .iter()
+        .zip(&checked)
+        .filter(|(_, c)| **c)
+        .map(|(&z, _)| z)
+        .collect();
+    let without: Vec<usize> = zs
+        .iter()
+        .zip(&checked)
+        .filter(|(_, c)| !**c)
+        .map(|(&z, _)| z)
+        .collect();
     let mut out: Vec<SliceResult> = (0..nz).map(SliceResult::without_model).collect();
     let mut done = 0;
     for (group, with_recon) in [(with, true), (without, false)] {
         for part in group.chunks(batch.max(1)) {
             let inputs: Vec<SliceInput> = part
                 .iter()
-                .map(|&(z, _)| prepare_slice(vol, frame, z, size))
+                .map(|&z| prepare_slice(vol, frame, z, size))
                 .collect();
             let grids: Vec<&[f32]> = inputs.iter().map(|i| i.grid.as_slice()).collect();
             let preds = crate::inference::predict(model, &grids, size, with_recon, device)?;

@@ -133,10 +133,10 @@ pub(super) fn flood2d(
             .into_iter()
             .flatten()
         {
-            let off = y2 * nx;
+            let start = y2 * nx + (l - row);
             let mut in_run = false;
-            for j in off + (l - row)..=off + (r - row) {
-                let open = m[j] == from;
+            for (j, &v) in (start..).zip(&m[start..=start + (r - l)]) {
+                let open = v == from;
                 if open && !in_run {
                     stack.push(j);
                 }
