@@ -30,7 +30,7 @@ mod tests;
 use serde::Serialize;
 
 use crate::volume::{CtVolume, IntensityScale};
-use morph::{Component, box_max, close, erode, fill_holes, flood3d, otsu};
+use morph::{Component, box_max, close, crop_label, erode, fill_holes, flood3d, otsu, widen};
 use params::*;
 use planes::PlaneBits;
 
@@ -289,17 +289,9 @@ fn grow_back(
                 continue;
             }
             let tag = 10 + k as u8;
-            let (x0, y0) = (x0.saturating_sub(r_open), y0.saturating_sub(r_open));
-            let (x1, y1) = ((x1 + r_open).min(nx), (y1 + r_open).min(ny));
+            let [x0, y0, x1, y1] = widen([x0, y0, x1, y1], r_open, nx, ny);
             let (w, h) = (x1 - x0, y1 - y0);
-            side.clear();
-            for y in y0..y1 {
-                side.extend(
-                    core_sl[y * nx + x0..y * nx + x1]
-                        .iter()
-                        .map(|&c| u8::from(c == tag)),
-                );
-            }
+            crop_label(&core_sl, nx, [x0, y0, x1, y1], tag, &mut side);
             if r_open > 0 {
                 box_max(&mut side, &mut scratch[..w * h], w, h, r_open, 0);
             }
@@ -409,17 +401,9 @@ fn close_and_fill_sides(labels: &mut [u8], vol: &CtVolume) {
             if x1 <= x0 {
                 continue;
             }
-            let (x0, y0) = (x0.saturating_sub(m), y0.saturating_sub(m));
-            let (x1, y1) = ((x1 + m).min(nx), (y1 + m).min(ny));
+            let [x0, y0, x1, y1] = widen([x0, y0, x1, y1], m, nx, ny);
             let (w, h) = (x1 - x0, y1 - y0);
-            side.clear();
-            for y in y0..y1 {
-                side.extend(
-                    sl[y * nx + x0..y * nx + x1]
-                        .iter()
-                        .map(|&v| u8::from(v == lab)),
-                );
-            }
+            crop_label(sl, nx, [x0, y0, x1, y1], lab, &mut side);
             close(&mut side, &mut scratch[..w * h], w, h, r);
             fill_holes(&mut side, w, h);
             for (y, row) in (y0..y1).zip(side.chunks_exact(w)) {

@@ -271,6 +271,35 @@ pub(super) fn box_max(s: &mut [u8], tmp: &mut [u8], nx: usize, ny: usize, r: usi
     }
 }
 
+/// Box `[x0, y0, x1, y1)` widened by `m` on each side, clamped to an `nx`×`ny` slice.
+pub(super) fn widen([x0, y0, x1, y1]: [usize; 4], m: usize, nx: usize, ny: usize) -> [usize; 4] {
+    [
+        x0.saturating_sub(m),
+        y0.saturating_sub(m),
+        (x1 + m).min(nx),
+        (y1 + m).min(ny),
+    ]
+}
+
+/// The part of slice `sl` (rows of `nx`) inside box `[x0, y0, x1, y1)` as 1 where it equals
+/// `label`, else 0, row by row into `out` (cleared first).
+pub(super) fn crop_label(
+    sl: &[u8],
+    nx: usize,
+    [x0, y0, x1, y1]: [usize; 4],
+    label: u8,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    for y in y0..y1 {
+        out.extend(
+            sl[y * nx + x0..y * nx + x1]
+                .iter()
+                .map(|&v| u8::from(v == label)),
+        );
+    }
+}
+
 /// Otsu's threshold of 0–255 values (between the two modes: air/lung vs tissue).
 pub(super) fn otsu(values: &[i16]) -> f32 {
     let mut hist = [0u64; 256];
