@@ -30,7 +30,9 @@ mod tests;
 use serde::Serialize;
 
 use crate::volume::{CtVolume, IntensityScale};
-use morph::{Component, box_max, close, crop_label, erode, fill_holes, flood3d, otsu, widen};
+use morph::{
+    Component, box_max, box_of, close, crop_label, erode, fill_holes, flood3d, otsu, widen,
+};
 use params::*;
 use planes::PlaneBits;
 
@@ -171,14 +173,28 @@ fn opened_core(dark: &PlaneBits, vol: &CtVolume, r_open: usize) -> Vec<u8> {
     } else {
         2
     };
+    let mut part = Vec::with_capacity(n2);
     for z in 0..nz {
         let sl = &mut core[z * n2..(z + 1) * n2];
         dark.unpack(z, sl);
         if nz < 3 {
             close(sl, &mut scratch, nx, ny, r_close);
         }
-        if r_open > 0 {
-            erode(sl, &mut scratch, nx, ny, r_open);
+        if r_open == 0 {
+            continue;
+        }
+        // Eroded inside the dark voxels' box widened by the radius: outside it everything is
+        // 0 and stays 0, and inside it no pixel's square reaches past it (the slice's edge
+        // counts as foreground on both ways).
+        let Some(b) = box_of(sl, nx, 1) else {
+            continue;
+        };
+        let [x0, y0, x1, y1] = widen(b, r_open, nx, ny);
+        let (w, h) = (x1 - x0, y1 - y0);
+        crop_label(sl, nx, [x0, y0, x1, y1], 1, &mut part);
+        erode(&mut part, &mut scratch[..w * h], w, h, r_open);
+        for (y, row) in (y0..y1).zip(part.chunks_exact(w)) {
+            sl[y * nx + x0..y * nx + x1].copy_from_slice(row);
         }
     }
     core
@@ -389,19 +405,10 @@ fn close_and_fill_sides(labels: &mut [u8], vol: &CtVolume) {
     for z in 0..nz {
         let sl = &mut labels[z * n2..(z + 1) * n2];
         for lab in [RIGHT, LEFT] {
-            let (mut x0, mut y0, mut x1, mut y1) = (nx, ny, 0, 0);
-            for (y, row) in sl.chunks_exact(nx).enumerate() {
-                if let (Some(a), Some(b)) = (
-                    row.iter().position(|&v| v == lab),
-                    row.iter().rposition(|&v| v == lab),
-                ) {
-                    (x0, x1, y0, y1) = (x0.min(a), x1.max(b + 1), y0.min(y), y + 1);
-                }
-            }
-            if x1 <= x0 {
+            let Some(b) = box_of(sl, nx, lab) else {
                 continue;
-            }
-            let [x0, y0, x1, y1] = widen([x0, y0, x1, y1], m, nx, ny);
+            };
+            let [x0, y0, x1, y1] = widen(b, m, nx, ny);
             let (w, h) = (x1 - x0, y1 - y0);
             crop_label(sl, nx, [x0, y0, x1, y1], lab, &mut side);
             close(&mut side, &mut scratch[..w * h], w, h, r);

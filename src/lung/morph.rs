@@ -271,6 +271,22 @@ pub(super) fn box_max(s: &mut [u8], tmp: &mut [u8], nx: usize, ny: usize, r: usi
     }
 }
 
+/// The box `[x0, y0, x1, y1)` of the pixels of slice `sl` (rows of `nx`) equal to `label`;
+/// `None` when there is none.
+pub(super) fn box_of(sl: &[u8], nx: usize, label: u8) -> Option<[usize; 4]> {
+    let mut b: Option<[usize; 4]> = None;
+    for (y, row) in sl.chunks_exact(nx).enumerate() {
+        if let (Some(l), Some(r)) = (
+            row.iter().position(|&v| v == label),
+            row.iter().rposition(|&v| v == label),
+        ) {
+            let [x0, y0, x1, _] = b.unwrap_or([l, y, r + 1, y + 1]);
+            b = Some([x0.min(l), y0, x1.max(r + 1), y + 1]);
+        }
+    }
+    b
+}
+
 /// Box `[x0, y0, x1, y1)` widened by `m` on each side, clamped to an `nx`×`ny` slice.
 pub(super) fn widen([x0, y0, x1, y1]: [usize; 4], m: usize, nx: usize, ny: usize) -> [usize; 4] {
     [
