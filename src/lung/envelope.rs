@@ -1,7 +1,7 @@
 //! The lesion rule's envelope: which lesion pixels outside the aerated-lung mask still count
 //! (dense consolidation at the pleura, which the −320 HU threshold leaves out of the lung).
 
-use super::morph::box_max;
+use super::morph::{box_max, box_of, crop_label};
 use super::params::{ENVELOPE_MM, HULL_MARGIN_MM};
 use super::{LEFT, RIGHT};
 
@@ -39,6 +39,7 @@ pub fn lesions_in_lung(
     let mut env = vec![0u8; n2];
     let mut side = vec![0u8; n2];
     let mut scratch = vec![0u8; n2];
+    let (mut side_box, mut hull_box) = (Vec::new(), Vec::new());
     for (bit, lab) in [(1u8, RIGHT), (2u8, LEFT)] {
         let mut any = false;
         for (s, &v) in side.iter_mut().zip(lung) {
@@ -56,10 +57,23 @@ pub fn lesions_in_lung(
                 hull[y * nx + x0..=y * nx + x1].fill(1);
             }
         }
-        box_max(&mut hull, &mut scratch, nx, ny, r_hull, 0);
-        box_max(&mut side, &mut scratch, nx, ny, r, 0);
-        for ((e, &s), &h) in env.iter_mut().zip(&side).zip(&hull) {
-            *e |= bit * s * h;
+        // Both dilations inside the side's box widened by the larger radius (the hull lies in
+        // the side's box): nothing reaches past it, so the same envelope as on the whole slice
+        // at a fraction of the pixels (the owner of the page's volume runs this per slice).
+        let Some(b) = box_of(&side, nx, 1) else {
+            continue;
+        };
+        let [x0, y0, x1, y1] = super::morph::widen(b, r.max(r_hull), nx, ny);
+        let (w, h) = (x1 - x0, y1 - y0);
+        for (m, radius) in [(&mut side_box, r), (&mut hull_box, r_hull)] {
+            let src = if radius == r { &side } else { &hull };
+            crop_label(src, nx, [x0, y0, x1, y1], 1, m);
+            box_max(m, &mut scratch[..w * h], w, h, radius, 0);
+        }
+        for (y, (sr, hr)) in (y0..y1).zip(side_box.chunks_exact(w).zip(hull_box.chunks_exact(w))) {
+            for ((e, &s), &h) in env[y * nx + x0..y * nx + x1].iter_mut().zip(sr).zip(hr) {
+                *e |= bit * s * h;
+            }
         }
     }
     // Lesion regions, 8-connected.
