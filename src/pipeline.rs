@@ -195,19 +195,10 @@ pub fn analyze_volume(
 ) -> crate::error::Result<Vec<SliceResult>> {
     let nz = vol.dims[2];
     let zs = crate::slices::model_slices(vol, lung);
-    let checked = recon_checked(zs.len(), recon_every);
-    let with: Vec<usize> = zs
-        .iter()
-        .zip(&checked)
-        .filter(|(_, c)| **c)
-        .map(|(&z, _)| z)
-        .collect();
-    let without: Vec<usize> = zs
-        .iter()
-        .zip(&checked)
-        .filter(|(_, c)| !**c)
-        .map(|(&z, _)| z)
-        .collect();
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for (&z, checked) in zs.iter().zip(recon_checked(zs.len(), recon_every)) {
+        if checked { &mut with } else { &mut without }.push(z);
+    }
     let mut out: Vec<SliceResult> = (0..nz).map(SliceResult::without_model).collect();
     let mut done = 0;
     for (group, with_recon) in [(with, true), (without, false)] {

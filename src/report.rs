@@ -393,23 +393,12 @@ fn ood_flags(slice_reports: &[SliceReport], basis: &[&SliceReport]) -> (Vec<usiz
         .filter(|s| s.ood == Some(true))
         .map(|s| s.z)
         .collect();
-    let checked = slice_reports.iter().filter(|s| s.ood.is_some()).count();
-    let majority = |flags: &mut dyn Iterator<Item = bool>| {
-        let (mut n, mut yes) = (0, 0);
-        for f in flags {
-            n += 1;
-            yes += usize::from(f);
-        }
-        yes * 2 > n
-    };
-    let basis_checked = basis.iter().any(|s| s.ood.is_some());
+    let on_lung: Vec<bool> = basis.iter().filter_map(|s| s.ood).collect();
+    let all: Vec<bool> = slice_reports.iter().filter_map(|s| s.ood).collect();
+    let majority = |flags: &[bool]| flags.iter().filter(|&&f| f).count() * 2 > flags.len();
     // Without a checked slice with lung, the flag is judged on every checked slice.
-    let ood = if basis_checked {
-        majority(&mut basis.iter().filter_map(|s| s.ood))
-    } else {
-        majority(&mut slice_reports.iter().filter_map(|s| s.ood))
-    };
-    (ood_slices, checked, ood)
+    let ood = majority(if on_lung.is_empty() { &all } else { &on_lung });
+    (ood_slices, all.len(), ood)
 }
 
 /// Whether the lungs in the volume are only their bases: the lung is cut by the top of the

@@ -488,7 +488,7 @@ impl Analyzer {
             Err(e) => return Err(js(e)),
         };
         let backend = self.loaded.backend.to_string();
-        self.finish(&zs, packed, with_recon, &backend, now_ms() - t0)
+        self.finish(&zs, packed, &backend, now_ms() - t0)
     }
 
     /// The model inputs of slices `zs` (`[N, size, size]` values, flattened), for a model
@@ -531,8 +531,7 @@ impl Analyzer {
         packed: Vec<f32>,
         ms: f64,
     ) -> Result<JsValue, JsError> {
-        let with_recon = self.recon_wanted(&zs);
-        self.finish(&zs, packed, with_recon, CPU_BACKEND, ms * zs.len() as f64)
+        self.finish(&zs, packed, CPU_BACKEND, ms * zs.len() as f64)
     }
 
     /// The report over the slices analysed so far (all of them unless cancelled), with the lung
@@ -705,15 +704,17 @@ impl Analyzer {
 
     /// Unpack the outputs of the prepared slices `zs`, paste them back on the slice grid, apply
     /// the lesion rule, store the results and return the views. `ms` is the whole batch's time.
+    /// The outputs carry the reconstruction when [`recon_wanted`](Self::recon_wanted) says so,
+    /// as the model was asked.
     fn finish(
         &mut self,
         zs: &[u32],
         packed: Vec<f32>,
-        with_recon: bool,
         backend: &str,
         ms: f64,
     ) -> Result<JsValue, JsError> {
         let size = self.config.input_size;
+        let with_recon = self.recon_wanted(zs);
         let layout = PackedLayout {
             n: zs.len(),
             size,

@@ -150,8 +150,7 @@ function postSlices(views, progress) {
  * computes the reconstruction for all its slices or none, so the sampled slices
  * (`progress.recon`) go in batches of their own. */
 async function runHere(zs, id, batchParam, progress) {
-  const checked = (z) => !progress.recon || progress.recon.has(z);
-  zs = [...zs.filter(checked), ...zs.filter((z) => !checked(z))];
+  zs = [...zs.filter((z) => progress.recon.has(z)), ...zs.filter((z) => !progress.recon.has(z))];
   for (let k = 0; k < zs.length;) {
     if (id !== runId) return;
     // On the GPU a batch costs one dispatch and one readback; on the CPU batching buys nothing.
