@@ -11,7 +11,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::inference::{PackedLayout, batch_tensor, run};
-use crate::lung::{LungMask, lung_mask};
+use crate::lung::{COARSE_FACTOR, LungMask, coarse_lung_mask, lung_mask};
 use crate::model::MultiTaskModel;
 use crate::phantom::{SYNTHETIC_LABEL, chest_phantom};
 use crate::pipeline::{
@@ -290,6 +290,10 @@ impl Analyzer {
     /// come back as their views. `recon_every` > 0 checks every N-th slice instead of the
     /// default sample (`?reconevery=N`, for benchmarks).
     pub fn plan_slices(&mut self, recon_every: u32) -> Result<JsValue, JsError> {
+        // The coarse mask goes before the full one is made: never both at once.
+        if let Some(cur) = self.current.as_mut() {
+            cur.quick = None;
+        }
         let run: Vec<usize> = {
             let (cur, lung) = self.current_with_lung()?;
             crate::slices::model_slices(&cur.volume, lung)
@@ -491,32 +495,105 @@ impl Analyzer {
         self.finish(&zs, packed, &backend, now_ms() - t0)
     }
 
+    /// The first estimate on long series, before the full lung mask (seconds in a browser)
+    /// is computed: a coarse mask on 4×4 block means ([`COARSE_FACTOR`], about a sixteenth of
+    /// the time) gives the slices with lung, returned ascending, and the frame; the page
+    /// analyses a spread few of them ([`prepare_quick`](Self::prepare_quick),
+    /// [`finish_quick`](Self::finish_quick)) and shows [`quick_report`](Self::quick_report)
+    /// as a provisional estimate. [`plan_slices`](Self::plan_slices) drops this state.
+    pub fn quick_plan(&mut self) -> Result<Vec<u32>, JsError> {
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let lung = coarse_lung_mask(&cur.volume, COARSE_FACTOR);
+        let run = crate::slices::model_slices(&cur.volume, &lung);
+        cur.quick = Some(Quick {
+            frame: input_frame(&cur.volume, &lung),
+            lung,
+            pending: HashMap::new(),
+            results: Vec::new(),
+        });
+        Ok(run.into_iter().map(|z| z as u32).collect())
+    }
+
+    /// The model inputs of slices `zs` framed by the quick plan, as
+    /// [`prepare_slices`](Self::prepare_slices) does for the full one.
+    pub fn prepare_quick(&mut self, zs: Vec<u32>) -> Result<Vec<f32>, JsError> {
+        let size = self.config.input_size;
+        let (vol, quick) = self.quick_state()?;
+        let (grids, inputs) = prepare_on(vol, &quick.frame, &zs, size)?;
+        quick.pending.extend(inputs.into_iter().map(|i| (i.z, i)));
+        Ok(grids)
+    }
+
+    /// Take a model worker's packed outputs (without the reconstruction: the first estimate
+    /// does not check it) for slices `zs` prepared by [`prepare_quick`](Self::prepare_quick).
+    pub fn finish_quick(&mut self, zs: Vec<u32>, packed: Vec<f32>) -> Result<(), JsError> {
+        let layout = PackedLayout {
+            n: zs.len(),
+            size: self.config.input_size,
+            seg_classes: self.config.model.seg_classes,
+            n_classes: self.config.model.n_classes,
+            with_recon: false,
+        };
+        let preds = layout.unpack(packed).map_err(js)?;
+        let ood = self.config.ood_threshold;
+        let (vol, quick) = self.quick_state()?;
+        for (pred, &z) in preds.iter().zip(&zs) {
+            let input = quick.pending.remove(&(z as usize)).ok_or_else(|| {
+                JsError::new(&format!("slice {z} was not prepared for the first estimate"))
+            })?;
+            let result = counted(pred, &input, vol, &quick.lung, ood);
+            if let Err(i) = quick.results.binary_search_by_key(&input.z, |r| r.z) {
+                quick.results.insert(i, result);
+            }
+        }
+        Ok(())
+    }
+
+    /// The report over the first estimate's slices, on the coarse mask (JSON text, as
+    /// [`report`](Self::report)); ends the first estimate and frees its mask.
+    pub fn quick_report(&mut self) -> Result<JsValue, JsError> {
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let quick = cur
+            .quick
+            .take()
+            .ok_or_else(|| JsError::new("no first estimate is in progress"))?;
+        let ctx = ReportContext {
+            input: &cur.name,
+            model: &self.config.version,
+            backend: self.loaded.backend,
+        };
+        let report = crate::report::build(&ctx, &cur.volume, &quick.lung, &quick.results);
+        let json = serde_json::to_string_pretty(&report).map_err(js)?;
+        Ok(JsValue::from_str(&json))
+    }
+
+    fn quick_state(&mut self) -> Result<(&CtVolume, &mut Quick), JsError> {
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let quick = cur
+            .quick
+            .as_mut()
+            .ok_or_else(|| JsError::new("no first estimate is in progress"))?;
+        Ok((&cur.volume, quick))
+    }
+
     /// The model inputs of slices `zs` (`[N, size, size]` values, flattened), for a model
     /// worker; kept here until [`finish_slices`](Self::finish_slices) receives their outputs.
     pub fn prepare_slices(&mut self, zs: Vec<u32>) -> Result<Vec<f32>, JsError> {
         let size = self.config.input_size;
         let (cur, lung) = self.current_with_lung()?;
-        let vol = &cur.volume;
-        if let Some(&z) = zs.iter().find(|&&z| z as usize >= vol.dims[2]) {
-            return Err(JsError::new(&format!(
-                "slice {z} is out of range (the volume has {})",
-                vol.dims[2]
-            )));
-        }
-        let frame = cur.frame.get_or_init(|| input_frame(vol, lung));
-        let mut inputs: Vec<SliceInput> = zs
-            .iter()
-            .map(|&z| prepare_slice(vol, frame, z as usize, size))
-            .collect();
-        // The grids leave with the batch; what stays pending is how to map the outputs back.
-        let mut grids = Vec::with_capacity(inputs.len() * size * size);
-        for input in &mut inputs {
-            grids.append(&mut input.grid);
-        }
+        let frame = cur.frame.get_or_init(|| input_frame(&cur.volume, lung));
+        let (grids, inputs) = prepare_on(&cur.volume, frame, &zs, size)?;
         if let Some(cur) = self.current.as_mut() {
-            for input in inputs {
-                cur.pending.insert(input.z, input);
-            }
+            cur.pending.extend(inputs.into_iter().map(|i| (i.z, i)));
         }
         Ok(grids)
     }
@@ -608,6 +685,18 @@ struct Current {
     /// Whether slice z's reconstruction is checked (`pipeline::recon_checked` over the slices
     /// the model runs on), set by `plan_slices`; empty before it: every slice.
     recon: Vec<bool>,
+    /// The first estimate's state while it is computed (see [`Analyzer::quick_plan`]).
+    quick: Option<Quick>,
+}
+
+/// The first estimate: a coarse lung mask ([`coarse_lung_mask`]), the frame it gives, and the
+/// few slices analysed on them. Nothing of it reaches the final results: they are computed
+/// again on the full mask's frame, so the final report is the same with or without it.
+struct Quick {
+    lung: LungMask,
+    frame: InputFrame,
+    pending: HashMap<usize, SliceInput>,
+    results: Vec<SliceResult>,
 }
 
 impl Current {
@@ -689,6 +778,7 @@ impl Analyzer {
             frame: OnceCell::new(),
             pending: HashMap::new(),
             recon: Vec::new(),
+            quick: None,
         });
         serde_wasm_bindgen::to_value(&view).map_err(js)
     }
@@ -747,17 +837,13 @@ impl Analyzer {
         let ms = ms / zs.len().max(1) as f64;
         let mut views = Vec::with_capacity(inputs.len());
         for (pred, input) in preds.iter().zip(&inputs) {
-            let mut result = finish_slice(pred, input, self.config.ood_threshold);
             let (cur, lung) = self.current_with_lung()?;
-            let (lung_slice, classes) = crate::slices::slice_in_lung(&cur.volume, lung, &result);
-            // Counted once here, so every (provisional) report reads the counts instead of
-            // applying the lesion rule to every slice again.
-            let counts = SliceCounts::of(&lung_slice, &classes);
-            result.counts = Some(counts);
+            let result = counted(pred, input, &cur.volume, lung, self.config.ood_threshold);
+            let counts = result.counts.unwrap_or_default();
             views.push(SliceView {
                 z: input.z,
                 lesion_px: counts.lesion(),
-                has_lung: counts.has_lung(lung_slice.len()),
+                has_lung: counts.has_lung(cur.volume.slice_len()),
                 recon: pred
                     .recon
                     .as_ref()
@@ -785,6 +871,48 @@ impl Analyzer {
         }
         serde_wasm_bindgen::to_value(&views).map_err(js)
     }
+}
+
+/// The model inputs of slices `zs` of `vol` framed by `frame`: the grids (`[N, size, size]`,
+/// flattened) to send, and what maps each slice's outputs back.
+fn prepare_on(
+    vol: &CtVolume,
+    frame: &InputFrame,
+    zs: &[u32],
+    size: usize,
+) -> Result<(Vec<f32>, Vec<SliceInput>), JsError> {
+    if let Some(&z) = zs.iter().find(|&&z| z as usize >= vol.dims[2]) {
+        return Err(JsError::new(&format!(
+            "slice {z} is out of range (the volume has {})",
+            vol.dims[2]
+        )));
+    }
+    let mut inputs: Vec<SliceInput> = zs
+        .iter()
+        .map(|&z| prepare_slice(vol, frame, z as usize, size))
+        .collect();
+    // The grids leave with the batch; what stays pending is how to map the outputs back.
+    let mut grids = Vec::with_capacity(inputs.len() * size * size);
+    for input in &mut inputs {
+        grids.append(&mut input.grid);
+    }
+    Ok((grids, inputs))
+}
+
+/// A slice's result from its model outputs, with the lesion rule applied in `lung` and the
+/// pixels counted once here, so every (provisional) report reads the counts instead of
+/// applying the rule to every slice again.
+fn counted(
+    pred: &crate::inference::SlicePrediction,
+    input: &SliceInput,
+    vol: &CtVolume,
+    lung: &LungMask,
+    ood_threshold: Option<f32>,
+) -> SliceResult {
+    let mut result = finish_slice(pred, input, ood_threshold);
+    let (lung_slice, classes) = crate::slices::slice_in_lung(vol, lung, &result);
+    result.counts = Some(SliceCounts::of(&lung_slice, &classes));
+    result
 }
 
 /// A model and nothing else, for one worker of the browser's CPU pool: each pool worker has

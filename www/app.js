@@ -260,13 +260,14 @@ export function startApp(doc) {
    * compare sizes on one build), `?crashworker=K` crashes a pool worker after K slices (test),
    * `?model=v1` loads the first model, the U-Net trained from scratch (comparisons; only the default,
    * v2, is precached for offline use), `?reconevery=N` checks the reconstruction on every N-th slice
-   * with lung instead of the sample the CLI also takes (1: all; benchmarks compare with it).
+   * with lung instead of the sample the CLI also takes (1: all; benchmarks compare with it),
+   * `?quick=0` skips the quick first estimate on long series (benchmarks compare with it).
    */
   function urlOptions() {
     const q = new URLSearchParams(doc.defaultView.location.search);
     const backend = ["cpu", "webgpu"].includes(q.get("backend")) ? q.get("backend") : "auto";
     const model = q.get("model") === "v1" ? "ctscreen-v1" : "ctscreen-v2";
-    return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000), reconEvery: urlInt("reconevery", 64), deviceMemory: doc.defaultView.navigator.deviceMemory ?? null };
+    return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000), reconEvery: urlInt("reconevery", 64), quick: q.get("quick") !== "0", deviceMemory: doc.defaultView.navigator.deviceMemory ?? null };
   }
 
   function baseName() {

@@ -1,7 +1,7 @@
 // The inference worker: owns the wasm module, the current volume and its results. On the GPU
 // it runs the model itself, in batches; on the CPU it feeds a pool of model workers (pool.js),
 // one per core, and runs the model itself only if the pool cannot start.
-// In:  {type: "init", options: {backend: "auto"|"cpu"|"webgpu", model, workers, batch, crashworker, reconEvery, deviceMemory}} (first)
+// In:  {type: "init", options: {backend: "auto"|"cpu"|"webgpu", model, workers, batch, crashworker, reconEvery, quick, deviceMemory}} (first)
 //      | {type: "load", files: [File]} | {type: "demo"} | {type: "cancel"} | {type: "view", z}
 //      | {type: "export-mask"} | {type: "export-seg"}
 //      | {type: "load", files, followup: true} (keeps the analysed scan as the baseline)
@@ -186,6 +186,33 @@ async function runPooled(zs, id, progress, onDone) {
   if (rest.length) await runHere(rest, id, 1, progress);
 }
 
+/** Series at least this long get the quick first estimate: below it the full lung mask takes
+ * about a second or less (a 512² slice costs ~20 ms of mask in wasm), so it would only delay. */
+const QUICK_MIN_SLICES = 48;
+
+/**
+ * The first estimate on a long series, before the full lung mask: a coarse mask (a sixteenth of
+ * its time) gives the slices with lung and their frame, the pool runs about ten spread ones
+ * without the reconstruction, and a provisional report over them goes out. None of it counts in
+ * the final figures (the slices are analysed again on the full mask). CPU pool only: on the GPU
+ * the mask is the same but this worker is the model, so nothing would overlap. Resolves with
+ * the time it took (null when it did not run).
+ */
+async function quickEstimate(id, t0) {
+  if (analyzer.backend() === "webgpu" || !(await startPool(0)) || pool.size === 0 || id !== runId) return null;
+  const run = analyzer.quick_plan();
+  const first = coarseToFine(run.length, firstStep(run.length))[0].map((k) => run[k]);
+  const { left, failed } = await pool.run(first, {
+    reconOf: () => false,
+    prepare: (z) => analyzer.prepare_quick(Uint32Array.of(z)),
+    finish: (z, packed) => analyzer.finish_quick(Uint32Array.of(z), packed),
+  });
+  const done = first.length - left.length - failed.length;
+  if (id !== runId || done === 0) return null;
+  postMessage({ type: "report", report: analyzer.quick_report(), provisional: true, quick: true, done, total: run.length, ms: performance.now() - t0, backend: analyzer.backend() });
+  return performance.now() - t0;
+}
+
 /**
  * Analyse every slice, coarse to fine. After each pass but the last, a provisional report
  * over the slices done so far. On the CPU pool all passes go out as one queue, so the workers
@@ -195,10 +222,14 @@ async function runPooled(zs, id, progress, onDone) {
 async function analyseAll(view, id, batchParam) {
   const nz = view.info.dims[2];
   const t0 = performance.now();
+  // Only an estimate: if it fails, the full analysis still runs (and reports any real error).
+  const quickMs = options.quick !== false && nz >= QUICK_MIN_SLICES ? await quickEstimate(id, t0).catch(() => null) : null;
+  if (id !== runId) return;
   // Slices without lung never reach the model (a whole-body CT: most of them); the plan
   // computes the lung mask, which every slice needs anyway.
+  const tPlan = performance.now();
   const plan = analyzer.plan_slices(options.reconEvery || 0);
-  const planMs = performance.now() - t0;
+  const planMs = performance.now() - tPlan;
   if (plan.skipped.length) postMessage({ type: "skipped", slices: plan.skipped, run: plan.run.length });
   // `recon`: the slices whose reconstruction (the out-of-distribution check) is computed, a
   // sample on long series (the same rule as the CLI).
@@ -234,7 +265,7 @@ async function analyseAll(view, id, batchParam) {
   postMessage({ type: "report", report, cancelled, done: progress.done, total: progress.total, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0,
     // This worker's wasm memory (it never shrinks): the browser tests bound what a damaged file may add.
     memBytes: wasm?.memory?.buffer?.byteLength ?? null,
-    ownerMs: { plan: planMs, firstPass: progress.firstPassMs ?? null, prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });
+    ownerMs: { quick: quickMs, plan: planMs, firstPass: progress.firstPassMs ?? null, prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });
   // A follow-up: the change against the kept baseline (over what was analysed, if cancelled).
   if (analyzer.has_baseline()) postMessage({ type: "comparison", json: analyzer.compare() });
 }

@@ -19,6 +19,7 @@
 
 mod airway;
 mod body;
+mod coarse;
 mod envelope;
 mod morph;
 pub mod params;
@@ -36,6 +37,7 @@ use morph::{
 use params::*;
 use planes::PlaneBits;
 
+pub use coarse::{COARSE_FACTOR, coarse_lung_mask};
 pub use envelope::lesions_in_lung;
 pub use params::{ENVELOPE_MM, LUNG_THRESHOLD_HU};
 

@@ -84,7 +84,7 @@ async function run(mode) {
  * 0 = the size the page picks): the RICORD COVID-19 series, 255 × 512², JPEG Lossless. Time from
  * the volume being read to the first provisional estimate and to the final report.
  */
-async function runVolume(workers, reconEvery = 0) {
+async function runVolume(workers, reconEvery = 0, quick = true) {
   const dir = path.resolve(root, "../shared/data/ct-files/ricord-1a-covid-000082");
   const files = fs.readdirSync(dir).filter((f) => f.endsWith(".dcm")).sort().map((f) => path.join(dir, f));
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "ctscreen-bench-"));
@@ -92,7 +92,7 @@ async function runVolume(workers, reconEvery = 0) {
     "--disable-sync", "--no-first-run", "--disable-quic"];
   const ctx = await chromium.launchPersistentContext(userDir, { executablePath: "/usr/bin/chromium", headless: true, args, env: { ...process.env, XDG_RUNTIME_DIR: userDir } });
   const page = await ctx.newPage();
-  await page.goto(withQuery(origin + "/", "backend=cpu", workers ? `workers=${workers}` : "", reconEvery ? `reconevery=${reconEvery}` : ""));
+  await page.goto(withQuery(origin + "/", "backend=cpu", workers ? `workers=${workers}` : "", reconEvery ? `reconevery=${reconEvery}` : "", quick ? "" : "quick=0"));
   await page.waitForFunction(() => Number(document.body.dataset.workers || 0) >= 1, null, { timeout: 300000 });
   const pool = Number(await page.evaluate(() => document.body.dataset.workers));
   const workerMB = Number(await page.evaluate(() => document.body.dataset.workerMb));
@@ -104,7 +104,7 @@ async function runVolume(workers, reconEvery = 0) {
   await ctx.close();
   return {
     volume: "ricord-1a-covid-000082 (255 x 512^2)", requestedWorkers: workers || "page's choice", workers: pool, workerMB,
-    reconstruction: reconEvery ? `every ${reconEvery}` : "the page's sample", oodChecked: t.oodChecked,
+    reconstruction: reconEvery ? `every ${reconEvery}` : "the page's sample", quickEstimate: quick, oodChecked: t.oodChecked,
     loadS: t.loadMs / 1000, firstProvisionalS: t.firstProvisionalMs / 1000, finalS: t.finalMs / 1000,
     analysisS: t.totalMs / 1000, lungMaskAndReportS: t.reportMs / 1000, ownerMs: t.ownerMs, dropToReportS, slices: t.sliceMs.length,
     medianWorkerSliceMs: median(t.sliceMs), report: t.summary,
@@ -115,9 +115,12 @@ try {
   // CTSCREEN_VOLUME_WORKERS=1,2,0: the whole-volume runs (0 = the page's choice); empty: none.
   // CTSCREEN_VOLUME_RECON=1,0: each of them with the reconstruction on every N-th slice
   // (`?reconevery=N`; 0 = the page's sample), to compare within one run.
+  // CTSCREEN_VOLUME_QUICK=1,0: with and without the quick first estimate (`?quick=0`).
   for (const w of (process.env.CTSCREEN_VOLUME_WORKERS || "").split(",").filter((x) => x !== "")) {
     for (const r of (process.env.CTSCREEN_VOLUME_RECON || "0").split(",").filter((x) => x !== "")) {
-      console.log(JSON.stringify(await runVolume(Number(w), Number(r))));
+      for (const q of (process.env.CTSCREEN_VOLUME_QUICK || "1").split(",").filter((x) => x !== "")) {
+        console.log(JSON.stringify(await runVolume(Number(w), Number(r), q !== "0")));
+      }
     }
   }
   for (const mode of (process.env.CTSCREEN_MODES ?? "webgpu,cpu").split(",").filter(Boolean)) console.log(JSON.stringify(await run(mode)));

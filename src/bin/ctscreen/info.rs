@@ -30,6 +30,10 @@ pub struct LungArgs {
     pub out: Option<PathBuf>,
     #[arg(long, default_value_t = ctscreen::volume::DEFAULT_MAX_VOXELS)]
     pub max_voxels: u64,
+    /// Also compute the page's quick mask (on N×N block means) and print how it agrees with
+    /// the full one: Dice, the model's frame from each, the slices each sends to the model.
+    #[arg(long, value_name = "N")]
+    pub coarse: Option<usize>,
 }
 
 pub fn info(a: InfoArgs) -> Result<()> {
@@ -71,6 +75,40 @@ pub fn lung(a: LungArgs) -> Result<()> {
         "peak_mb_beside_volume": usage.peak_bytes as f64 / 1e6,
         "volume_mb": (vol.voxels.len() * std::mem::size_of::<i16>()) as f64 / 1e6,
     });
+    let mut value = value;
+    if let Some(f) = a.coarse {
+        value["coarse"] = coarse_agreement(&vol, &m, f);
+    }
     println!("{value}");
     Ok(())
+}
+
+/// How the quick mask on `f`×`f` blocks agrees with the full mask `full` (`lung --coarse`).
+fn coarse_agreement(
+    vol: &ctscreen::volume::CtVolume,
+    full: &ctscreen::lung::LungMask,
+    f: usize,
+) -> serde_json::Value {
+    use ctscreen::pipeline::input_frame;
+    use ctscreen::slices::model_slices;
+    let t = Instant::now();
+    let c = ctscreen::lung::coarse_lung_mask(vol, f);
+    let seconds = t.elapsed().as_secs_f64();
+    let (mut both, mut nf, mut nc) = (0usize, 0usize, 0usize);
+    for (&a, &b) in full.labels.iter().zip(&c.labels) {
+        nf += usize::from(a != 0);
+        nc += usize::from(b != 0);
+        both += usize::from(a != 0 && a == b);
+    }
+    let (run_full, run_coarse) = (model_slices(vol, full), model_slices(vol, &c));
+    serde_json::json!({
+        "factor": f,
+        "seconds": seconds,
+        "dice_same_side": 2.0 * both as f64 / (nf + nc).max(1) as f64,
+        "frame": input_frame(vol, &c).crop,
+        "frame_full": input_frame(vol, full).crop,
+        "run_slices": run_coarse.len(),
+        "run_slices_full": run_full.len(),
+        "full_run_not_in_coarse": run_full.iter().filter(|z| !run_coarse.contains(z)).count(),
+    })
 }
