@@ -173,8 +173,9 @@ export function startApp(doc) {
       vol.report = JSON.parse(msg.report);
       vol.reportText = msg.report;
       vol.ms = msg.ms;
-      vol.provisional = `Provisional (${msg.done} of ${msg.total} slices): the figures below will change as the rest arrives.`;
+      vol.provisional = `Provisional (${msg.done} of ${msg.total} slices${msg.quick ? ", on a quick lung outline" : ""}): the figures below will change as the rest arrives.`;
       vol.firstProvisionalMs ??= performance.now() - vol.t0;
+      if (msg.quick) doc.body.dataset.quickSeen = String(Number(doc.body.dataset.quickSeen || 0) + 1);
       doc.body.dataset.provisionalSeen = String(Number(doc.body.dataset.provisionalSeen || 0) + 1);
       render();
     } else if (msg.type === "report") {
@@ -261,13 +262,14 @@ export function startApp(doc) {
    * `?model=v1` loads the first model, the U-Net trained from scratch (comparisons; only the default,
    * v2, is precached for offline use), `?reconevery=N` checks the reconstruction on every N-th slice
    * with lung instead of the sample the CLI also takes (1: all; benchmarks compare with it),
-   * `?quick=0` skips the quick first estimate on long series (benchmarks compare with it).
+   * `?quick=0` skips the quick first estimate on long series (benchmarks compare with it),
+   * `?quick=N` makes it from N slices on (tests run it on a short series).
    */
   function urlOptions() {
     const q = new URLSearchParams(doc.defaultView.location.search);
     const backend = ["cpu", "webgpu"].includes(q.get("backend")) ? q.get("backend") : "auto";
     const model = q.get("model") === "v1" ? "ctscreen-v1" : "ctscreen-v2";
-    return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000), reconEvery: urlInt("reconevery", 64), quick: q.get("quick") !== "0", deviceMemory: doc.defaultView.navigator.deviceMemory ?? null };
+    return { backend, model, workers: urlInt("workers", 16), crashworker: urlInt("crashworker", 100000), reconEvery: urlInt("reconevery", 64), quick: q.get("quick") === "0" ? -1 : urlInt("quick", 100000), deviceMemory: doc.defaultView.navigator.deviceMemory ?? null };
   }
 
   function baseName() {

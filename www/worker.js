@@ -223,8 +223,9 @@ async function analyseAll(view, id, batchParam) {
   const nz = view.info.dims[2];
   const t0 = performance.now();
   // Only an estimate: if it fails, the full analysis still runs (and reports any real error).
-  const quickMs = options.quick !== false && nz >= QUICK_MIN_SLICES ? await quickEstimate(id, t0).catch(() => null) : null;
-  if (id !== runId) return;
+  const quickMin = options.quick > 0 ? options.quick : QUICK_MIN_SLICES; // `?quick=N`; -1: `?quick=0`
+  const quickMs = options.quick !== -1 && nz >= quickMin ? await quickEstimate(id, t0).catch(() => null) : null;
+  if (id !== loadId) return; // a newer volume replaced this one while it ran
   // Slices without lung never reach the model (a whole-body CT: most of them); the plan
   // computes the lung mask, which every slice needs anyway.
   const tPlan = performance.now();

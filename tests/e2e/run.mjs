@@ -586,6 +586,11 @@ async function runPool() {
   const lesionVoxels = one.mask.subarray(352).reduce((a, v) => a + (v !== 0), 0);
   check(`pool: 2 workers give the 1-worker mask bit for bit (${lesionVoxels} lesion voxels) and the same report`,
     two.mask.equals(one.mask) && sameReport(two.rep, one.rep) && two.rep.slices.length === nz && lesionVoxels > 0);
+  // The quick first estimate (a coarse lung outline, ~10 slices; from 48 slices on, here forced
+  // on this 30-slice series) shows first and leaves no trace in the final figures.
+  const quick = await runOnce("?backend=cpu&quick=1");
+  check(`pool: the quick first estimate (?quick=1) came first (${quick.state.quickSeen ?? 0} quick report) and the final mask and report are the same bit for bit`,
+    quick.state.quickSeen === "1" && quick.mask.equals(one.mask) && sameReport(quick.rep, one.rep));
   // Slices without any lung voxel never reach the model: every other slice arrives once.
   check(`pool: every slice with lung arrives once with 2 workers (${two.state.done} of ${two.state.run}; ${nz - Number(two.state.run)} of ${nz} without lung need no model; repeats ${two.state.repeatedSlices ?? 0})`,
     Number(two.state.done) === Number(two.state.run) && Number(two.state.run) > nz / 2 && !two.state.repeatedSlices);
