@@ -11,7 +11,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::inference::{PackedLayout, batch_tensor, run};
-use crate::lung::{COARSE_FACTOR, LungMask, coarse_lung_mask, lung_mask};
+use crate::lung::{COARSE_FACTOR, LungJob, LungMask, coarse_lung_mask, lung_mask};
 use crate::model::MultiTaskModel;
 use crate::phantom::{SYNTHETIC_LABEL, chest_phantom};
 use crate::pipeline::{
@@ -495,6 +495,27 @@ impl Analyzer {
         self.finish(&zs, packed, &backend, now_ms() - t0)
     }
 
+    /// One step of the lung mask (a fraction of it; see [`LungJob`]), so the worker can answer
+    /// its model workers between steps; true once the mask is made (then
+    /// [`plan_slices`](Self::plan_slices) and everything after it use it as computed here).
+    pub fn lung_step(&mut self) -> Result<bool, JsError> {
+        let cur = self
+            .current
+            .as_mut()
+            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        if cur.lung.get().is_some() {
+            return Ok(true);
+        }
+        let job = cur.lung_job.get_or_insert_with(|| LungJob::new(&cur.volume));
+        let Some(mask) = job.step(&cur.volume) else {
+            return Ok(false);
+        };
+        cur.lung_job = None;
+        // Just checked empty; a lost race is impossible in one thread.
+        let _ = cur.lung.set(mask);
+        Ok(true)
+    }
+
     /// The first estimate on long series, before the full lung mask (seconds in a browser)
     /// is computed: a coarse mask on 4×4 block means ([`COARSE_FACTOR`], about a sixteenth of
     /// the time) gives the slices with lung, returned ascending, and the frame; the page
@@ -687,6 +708,8 @@ struct Current {
     recon: Vec<bool>,
     /// The first estimate's state while it is computed (see [`Analyzer::quick_plan`]).
     quick: Option<Quick>,
+    /// The lung mask while it is made a step at a time ([`Analyzer::lung_step`]).
+    lung_job: Option<LungJob>,
 }
 
 /// The first estimate: a coarse lung mask ([`coarse_lung_mask`]), the frame it gives, and the
@@ -779,6 +802,7 @@ impl Analyzer {
             pending: HashMap::new(),
             recon: Vec::new(),
             quick: None,
+            lung_job: None,
         });
         serde_wasm_bindgen::to_value(&view).map_err(js)
     }

@@ -96,9 +96,11 @@ export class ModelPool {
    * `{done, left, failed}`: `left` are slices never finished because the run was cancelled or
    * no worker is left (the caller runs them itself); `failed` were tried `ATTEMPTS` times.
    * `options.onDispatch(z, workerIndex, count)` sees every slice sent (tests kill workers with it);
-   * `options.reconOf(z)` says whether slice z's reconstruction is computed (default: yes).
+   * `options.reconOf(z)` says whether slice z's reconstruction is computed (default: yes);
+   * `options.inFlight` how many slices a worker may hold (default IN_FLIGHT; more when the
+   * owning worker will be busy and cannot hand out the next slice soon).
    */
-  run(zs, { prepare, finish, onDispatch = () => {}, reconOf = () => true }) {
+  run(zs, { prepare, finish, onDispatch = () => {}, reconOf = () => true, inFlight = IN_FLIGHT }) {
     if (this.active) throw new Error("the pool is already running");
     const token = ++this.runToken;
     const queue = [...zs];
@@ -132,7 +134,7 @@ export class ModelPool {
           for (let more = true; more && queue.length;) {
             more = false;
             for (const w of live) {
-              if (!queue.length || !w.alive || w.inflight.size >= IN_FLIGHT) continue;
+              if (!queue.length || !w.alive || w.inflight.size >= inFlight) continue;
               const z = queue.shift();
               let grid;
               try { grid = prepare(z); } catch (e) { end(e); return; }

@@ -191,26 +191,37 @@ async function runPooled(zs, id, progress, onDone) {
 const QUICK_MIN_SLICES = 48;
 
 /**
- * The first estimate on a long series, before the full lung mask: a coarse mask (a sixteenth of
- * its time) gives the slices with lung and their frame, the pool runs about ten spread ones
- * without the reconstruction, and a provisional report over them goes out. None of it counts in
- * the final figures (the slices are analysed again on the full mask). CPU pool only: on the GPU
- * the mask is the same but this worker is the model, so nothing would overlap. Resolves with
- * the time it took (null when it did not run).
+ * The first estimate on a long series, while the full lung mask is made: a coarse mask (a
+ * sixteenth of its time) gives the slices with lung and their frame, the pool runs about ten
+ * spread ones without the reconstruction, and a provisional report over them goes out as soon
+ * as they are in. Meanwhile this worker makes the full mask a step at a time, answering the
+ * pool between steps. None of the estimate counts in the final figures (those slices are
+ * analysed again on the full mask's frame). CPU pool only: on the GPU this worker is the
+ * model, so nothing would overlap. Resolves with the times (ms from `t0`) to the estimate
+ * (null: none went out) and to the full mask, or null when it did not run.
  */
 async function quickEstimate(id, t0) {
   if (analyzer.backend() === "webgpu" || !(await startPool(0)) || pool.size === 0 || id !== runId) return null;
   const run = analyzer.quick_plan();
   const first = coarseToFine(run.length, firstStep(run.length))[0].map((k) => run[k]);
-  const { left, failed } = await pool.run(first, {
+  let quickMs = null;
+  const estimate = pool.run(first, {
     reconOf: () => false,
+    // All at once: between two mask steps this worker cannot hand out the next slice.
+    inFlight: Math.ceil(first.length / pool.size),
     prepare: (z) => analyzer.prepare_quick(Uint32Array.of(z)),
     finish: (z, packed) => analyzer.finish_quick(Uint32Array.of(z), packed),
+  }).then(({ left, failed }) => {
+    const done = first.length - left.length - failed.length;
+    if (id !== runId || done === 0) return;
+    postMessage({ type: "report", report: analyzer.quick_report(), provisional: true, quick: true, done, total: run.length, ms: performance.now() - t0, backend: analyzer.backend() });
+    quickMs = performance.now() - t0;
   });
-  const done = first.length - left.length - failed.length;
-  if (id !== runId || done === 0) return null;
-  postMessage({ type: "report", report: analyzer.quick_report(), provisional: true, quick: true, done, total: run.length, ms: performance.now() - t0, backend: analyzer.backend() });
-  return performance.now() - t0;
+  // The pool's messages and the report above run between the steps.
+  while (id === runId && !analyzer.lung_step()) await new Promise((r) => setTimeout(r, 0));
+  const maskMs = performance.now() - t0;
+  await estimate.catch(() => {});
+  return { estimate: quickMs, mask: maskMs };
 }
 
 /**
@@ -266,7 +277,7 @@ async function analyseAll(view, id, batchParam) {
   postMessage({ type: "report", report, cancelled, done: progress.done, total: progress.total, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0,
     // This worker's wasm memory (it never shrinks): the browser tests bound what a damaged file may add.
     memBytes: wasm?.memory?.buffer?.byteLength ?? null,
-    ownerMs: { quick: quickMs, plan: planMs, firstPass: progress.firstPassMs ?? null, prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });
+    ownerMs: { quick: quickMs?.estimate ?? null, quickMask: quickMs?.mask ?? null, plan: planMs, firstPass: progress.firstPassMs ?? null, prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });
   // A follow-up: the change against the kept baseline (over what was analysed, if cancelled).
   if (analyzer.has_baseline()) postMessage({ type: "comparison", json: analyzer.compare() });
 }

@@ -77,38 +77,112 @@ impl LungMask {
 /// Segment the lungs of `vol` (3-D on HU volumes; each slice alone is the fallback for a single
 /// slice and the approximate path for 8-bit images).
 pub fn lung_mask(vol: &CtVolume) -> LungMask {
-    let (threshold, approximate, method) = match vol.scale {
-        IntensityScale::Hounsfield => (LUNG_THRESHOLD_HU, false, LungMethod::HuThreshold),
-        IntensityScale::Display8Bit => (otsu(&vol.voxels), true, LungMethod::ApproximateOtsu),
-    };
-    let hu = !approximate;
-    let empty = |labels| LungMask {
-        labels,
-        approximate,
-        method,
-    };
-    let mut dark = dark_in_body(vol, threshold, hu);
-    if hu && vol.spacing_known && vol.dims[2] >= 3 {
-        airway::remove_airways(&mut dark, vol);
+    let mut job = LungJob::new(vol);
+    loop {
+        if let Some(mask) = job.step(vol) {
+            return mask;
+        }
     }
-    let r_open = opening_radius(vol);
-    let mut core = opened_core(&dark, vol, r_open);
-    let comps = components_without_gas(&mut core, vol, hu);
-    let kept = select_lungs(&comps, vol);
-    if kept.is_empty() {
-        return empty(vec![0u8; vol.voxels.len()]);
+}
+
+/// [`lung_mask`] a step at a time (each a fraction of the whole), so that a caller can do other
+/// work between steps: the page's owning worker answers its model workers and sends the first
+/// estimate while the mask of a long series (seconds in a browser) is being made. The same
+/// steps in the same order as one call: the same mask, byte for byte.
+pub struct LungJob {
+    threshold: f32,
+    approximate: bool,
+    method: LungMethod,
+    r_open: usize,
+    state: Step,
+}
+
+/// What the steps have made so far.
+enum Step {
+    Start,
+    /// The dark voxels in the body.
+    Dark(PlaneBits),
+    /// … without the airways.
+    Airless(PlaneBits),
+    /// … and their opened core.
+    Core(PlaneBits, Vec<u8>),
+    /// … with the lung components chosen.
+    Kept(PlaneBits, Vec<u8>, Vec<Component>),
+    /// The lungs grown back and reclaimed, before the left/right split.
+    Grown(Vec<u8>, usize),
+    /// Split into sides, before the per-side closing and hole filling.
+    Sides(Vec<u8>),
+    /// Handed out (a step after the end starts nothing).
+    Done,
+}
+
+impl LungJob {
+    pub fn new(vol: &CtVolume) -> Self {
+        let (threshold, approximate, method) = match vol.scale {
+            IntensityScale::Hounsfield => (LUNG_THRESHOLD_HU, false, LungMethod::HuThreshold),
+            IntensityScale::Display8Bit => (otsu(&vol.voxels), true, LungMethod::ApproximateOtsu),
+        };
+        LungJob {
+            threshold,
+            approximate,
+            method,
+            r_open: opening_radius(vol),
+            state: Step::Start,
+        }
     }
-    // One volume-sized buffer goes from core to grown lungs to side labels, in place, beside
-    // the dark voxels at a bit each: about a byte a voxel beside the volume (a 512²×1500
-    // series in a browser tab is what this is for).
-    let mut labels = grow_back(core, &dark, vol, &kept, r_open);
-    reclaim_shaved_lung(&mut labels, &dark, vol, hu);
-    drop(dark);
-    sides::split_at_junction(&mut labels, vol, threshold, kept.len(), &|i| {
-        patient_x(vol, i)
-    });
-    close_and_fill_sides(&mut labels, vol);
-    empty(labels)
+
+    /// Run the next step on `vol` (the volume given to [`new`](Self::new)); the mask once the
+    /// last step is done. A job that handed out its mask starts over.
+    pub fn step(&mut self, vol: &CtVolume) -> Option<LungMask> {
+        let hu = !self.approximate;
+        let mask = |labels| LungMask {
+            labels,
+            approximate: self.approximate,
+            method: self.method,
+        };
+        let (next, out) = match std::mem::replace(&mut self.state, Step::Done) {
+            Step::Start | Step::Done => (Step::Dark(dark_in_body(vol, self.threshold, hu)), None),
+            Step::Dark(mut dark) => {
+                if hu && vol.spacing_known && vol.dims[2] >= 3 {
+                    airway::remove_airways(&mut dark, vol);
+                }
+                (Step::Airless(dark), None)
+            }
+            Step::Airless(dark) => {
+                let core = opened_core(&dark, vol, self.r_open);
+                (Step::Core(dark, core), None)
+            }
+            Step::Core(dark, mut core) => {
+                let comps = components_without_gas(&mut core, vol, hu);
+                let kept = select_lungs(&comps, vol);
+                if kept.is_empty() {
+                    (Step::Done, Some(mask(vec![0u8; vol.voxels.len()])))
+                } else {
+                    (Step::Kept(dark, core, kept), None)
+                }
+            }
+            Step::Kept(dark, core, kept) => {
+                // One volume-sized buffer goes from core to grown lungs to side labels, in
+                // place, beside the dark voxels at a bit each: about a byte a voxel beside the
+                // volume (a 512²×1500 series in a browser tab is what this is for).
+                let mut labels = grow_back(core, &dark, vol, &kept, self.r_open);
+                reclaim_shaved_lung(&mut labels, &dark, vol, hu);
+                (Step::Grown(labels, kept.len()), None)
+            }
+            Step::Grown(mut labels, pieces) => {
+                sides::split_at_junction(&mut labels, vol, self.threshold, pieces, &|i| {
+                    patient_x(vol, i)
+                });
+                (Step::Sides(labels), None)
+            }
+            Step::Sides(mut labels) => {
+                close_and_fill_sides(&mut labels, vol);
+                (Step::Done, Some(mask(labels)))
+            }
+        };
+        self.state = next;
+        out
+    }
 }
 
 /// The dark voxels inside the body, slice by slice: 1 where darker than `threshold` (air or

@@ -69,6 +69,17 @@ test("every slice is finished exactly once, spread over the workers, at most IN_
   assert.ok(log.maxQueue <= IN_FLIGHT, `queue ${log.maxQueue}`);
 });
 
+test("inFlight sends a whole short run at once, spread evenly (the owner is busy meanwhile)", async () => {
+  const log = newLog();
+  const { pool } = await makePool(2, log, { delay: 5 });
+  const r = await pool.run([...Array(10).keys()], { prepare: prep, finish: () => {}, inFlight: 5 });
+  assert.deepEqual(r, { done: 10, left: [], failed: [] });
+  // Five to each worker, all queued before its first answer (a queue of five).
+  assert.equal(log.sent.length, 10);
+  assert.deepEqual([0, 1].map((i) => log.sent.filter(([w]) => w === i).length), [5, 5]);
+  assert.equal(log.maxQueue, 5);
+});
+
 test("each slice goes out saying whether its reconstruction is computed (by default: yes)", async () => {
   const log = { ...newLog(), recon: new Map() };
   const { pool } = await makePool(2, log);
