@@ -20,7 +20,7 @@ use crate::pipeline::{
 use crate::report::ReportContext;
 use crate::slices::{SliceCounts, SliceResult};
 use crate::volume::nii::{view_step, write_labels_nii_gz, write_view_hu, write_view_labels};
-use crate::volume::{CtVolume, Limits, load_bytes};
+use crate::volume::{CtVolume, Limits, load_bytes_with};
 use crate::weights::{ShippedConfig, config_from_bytes, model_from_bytes};
 
 #[wasm_bindgen(start)]
@@ -257,14 +257,25 @@ impl Analyzer {
 
     /// Hand over one file of the next volume ([`begin_load`](Self::begin_load) first). One at
     /// a time, so the worker never holds the whole series twice (as JS buffers and here).
-    pub fn stage_file(&mut self, name: String, bytes: Vec<u8>) {
-        self.staged.push((std::path::PathBuf::from(name), bytes));
+    /// Returns the voxels the file's DICOM header declares (0 for anything else): what
+    /// decoding it in a pool worker would cost ([`decode_dicom_file`]).
+    pub fn stage_file(&mut self, name: String, bytes: Vec<u8>) -> f64 {
+        let path = std::path::PathBuf::from(name);
+        let voxels = crate::volume::dicom::header_voxels(&path, &bytes);
+        self.staged.push((path, bytes));
+        voxels as f64
     }
 
     /// Load the staged files (a DICOM series, one NIfTI, or one PNG/JPEG) as the current
     /// volume. A volume over `max_voxels` (what this device's memory can hold; see worker.js)
-    /// is refused from its headers, before its pixels are decoded.
-    pub fn load_staged(&mut self, max_voxels: f64) -> Result<JsValue, JsError> {
+    /// is refused from its headers, before its pixels are decoded. `predecoded(name)`, when
+    /// given, returns a file's pixels as [`decode_dicom_file`] decoded them in a pool worker
+    /// (an `Int16Array`), or `undefined` to decode here.
+    pub fn load_staged(
+        &mut self,
+        max_voxels: f64,
+        predecoded: Option<js_sys::Function>,
+    ) -> Result<JsValue, JsError> {
         let t0 = now_ms();
         let files = std::mem::take(&mut self.staged);
         let name = match files.len() {
@@ -279,7 +290,14 @@ impl Analyzer {
                 Limits::default().max_voxels
             },
         };
-        let vol = load_bytes(files, &limits).map_err(js)?;
+        let mut from_pool = |path: &std::path::Path| {
+            let f = predecoded.as_ref()?;
+            let v = f
+                .call1(&JsValue::NULL, &JsValue::from_str(&path.to_string_lossy()))
+                .ok()?;
+            v.dyn_into::<js_sys::Int16Array>().ok().map(|a| a.to_vec())
+        };
+        let vol = load_bytes_with(files, &limits, &mut from_pool).map_err(js)?;
         self.set_volume(name, vol, t0)
     }
 
@@ -937,6 +955,15 @@ fn counted(
     let (lung_slice, classes) = crate::slices::slice_in_lung(vol, lung, &result);
     result.counts = Some(SliceCounts::of(&lung_slice, &classes));
     result
+}
+
+/// The pixels of one DICOM file as the series reader decodes them (`volume::dicom::decode_file`),
+/// `undefined` for a file without an image: the pool workers decode a series' files in
+/// parallel while the owning worker reads them, and hand the pixels to
+/// [`Analyzer::load_staged`].
+#[wasm_bindgen]
+pub fn decode_dicom_file(name: String, bytes: Vec<u8>) -> Result<Option<Vec<i16>>, JsError> {
+    crate::volume::dicom::decode_file(std::path::Path::new(&name), &bytes).map_err(js)
 }
 
 /// A model and nothing else, for one worker of the browser's CPU pool: each pool worker has

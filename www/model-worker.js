@@ -1,7 +1,8 @@
 // One model worker of the CPU pool (see pool.js for its messages): its own wasm instance and
-// copy of the weights; model inputs in, packed model outputs out. It keeps its own queue and
+// copy of the weights; model inputs in, packed model outputs out; and DICOM files of a series
+// being read in, their pixels out. It keeps its own queue and
 // yields between slices, so a "cancel" drops what is waiting instead of queueing behind it.
-import init, { ModelRunner } from "../pkg/ctscreen.js";
+import init, { ModelRunner, decode_dicom_file } from "../pkg/ctscreen.js";
 
 let runner = null;
 let wasm = null;
@@ -48,6 +49,11 @@ onmessage = (ev) => {
   } else if (m.type === "slice") {
     queue.push(m);
     pump();
+  } else if (m.type === "decode") {
+    // A file of a series being read (the owning worker decodes whatever comes back null).
+    let pixels = null;
+    try { pixels = decode_dicom_file(m.name, m.bytes) ?? null; } catch { /* decoded again there, with its error */ }
+    postMessage({ type: "decoded", id: m.id, pixels }, pixels ? [pixels.buffer] : []);
   } else if (m.type === "cancel") {
     cancelledUpTo = Math.max(cancelledUpTo, m.run);
     queue = queue.filter((j) => j.run > cancelledUpTo);

@@ -3,9 +3,10 @@
 // scheduling is unit-tested with fake workers (tests/js/pool.test.mjs).
 //
 // Messages to a model worker:   {type: "init", config, weights} | {type: "slice", run, z, grid, recon}
-//                               | {type: "cancel", run}
+//                               | {type: "cancel", run} | {type: "decode", id, name, bytes}
 // Messages from a model worker: {type: "ready", memBytes} | {type: "done", run, z, packed, ms}
 //                               | {type: "failed", run, z, message} | {type: "init-failed", message}
+//                               | {type: "decoded", id, pixels} (pixels: Int16Array, or null)
 
 /** In-flight slices per worker: one computing, one waiting, so a worker never idles. */
 export const IN_FLIGHT = 2;
@@ -31,6 +32,7 @@ export class ModelPool {
     this.workers = [];
     this.runToken = 0;
     this.active = null; // the run in progress: its handlers
+    this.decodeId = 0;
   }
 
   /** Live workers. */
@@ -44,13 +46,14 @@ export class ModelPool {
     const started = [];
     for (let k = 0; k < n; k++) {
       const i = this.workers.length;
-      const w = { i, alive: false, inflight: new Map(), worker: this.spawn(i), memBytes: 0 };
+      const w = { i, alive: false, inflight: new Map(), decoding: new Map(), worker: this.spawn(i), memBytes: 0 };
       this.workers.push(w);
       started.push(new Promise((resolve) => {
         w.worker.onmessage = (ev) => {
           const m = ev.data;
           if (m.type === "ready") { w.alive = true; w.memBytes = m.memBytes || 0; resolve(w); }
           else if (m.type === "init-failed") { this.#kill(w); resolve(null); }
+          else if (m.type === "decoded") { w.decoding.get(m.id)?.(m.pixels ?? null); w.decoding.delete(m.id); }
           else this.#onResult(w, m);
         };
         w.worker.onerror = (ev) => {
@@ -71,6 +74,8 @@ export class ModelPool {
     try { w.worker.terminate(); } catch { /* already gone */ }
     const lost = [...w.inflight.keys()];
     w.inflight.clear();
+    for (const settle of w.decoding.values()) settle(null); // the caller decodes those itself
+    w.decoding.clear();
     if (lost.length && this.active) this.active.lost(lost, why);
   }
 
@@ -80,6 +85,23 @@ export class ModelPool {
     if (m.type === "done") this.active.done(m.z, m.packed, m.ms);
     else this.#kill(w, m.message); // a trap leaves the instance unusable: retire it
     if (this.active) this.active.pump();
+  }
+
+  /**
+   * Decode one DICOM file in the live worker with the fewest files pending (`bytes`, an
+   * ArrayBuffer-backed Uint8Array, is transferred). Resolves with its pixels (Int16Array) or
+   * null: no worker, a file it could not decode, or a worker that died meanwhile; the caller
+   * then decodes it itself, so no outcome here changes what is loaded.
+   */
+  decode(name, bytes) {
+    const live = this.workers.filter((w) => w.alive);
+    if (!live.length) return Promise.resolve(null);
+    const w = live.reduce((a, b) => (b.decoding.size < a.decoding.size ? b : a));
+    const id = ++this.decodeId;
+    return new Promise((resolve) => {
+      w.decoding.set(id, resolve);
+      w.worker.postMessage({ type: "decode", id, name, bytes }, [bytes.buffer]);
+    });
   }
 
   /** Stop the run in progress: no more slices go out, queued ones are dropped by the workers. */

@@ -121,6 +121,35 @@ const ready = load().catch((e) => {
   throw e;
 });
 
+/**
+ * The files of a DICOM series decoded in the pool's workers while this worker reads them: each
+ * file goes out once it is staged (its bytes are transferred; wasm holds its own copy), and
+ * `done()` resolves with the function `load_staged` asks for a file's pixels (null when nothing
+ * went out). Only where it cannot change what is loaded or hurt memory: the CPU pool, two or more
+ * files with distinct names (the pixels are matched by name), and no more voxels out than the
+ * series may have (`budget`: a series refused from its headers costs no decoding).
+ */
+function seriesDecoder(files, budget) {
+  const names = files.map((f) => f.name);
+  const on = pool?.size > 0 && files.length >= 2 && new Set(names).size === names.length;
+  const pending = new Map();
+  let voxels = 0;
+  return {
+    add(name, bytes, headerVoxels) {
+      voxels += headerVoxels;
+      if (!on || headerVoxels === 0 || voxels > budget) return;
+      pending.set(name, pool.decode(name, bytes));
+    },
+    async done() {
+      if (!pending.size) return null;
+      const pixels = new Map();
+      for (const [name, p] of pending) pixels.set(name, await p);
+      // Handed over once each, so the JS copies can go as wasm takes them.
+      return (name) => { const px = pixels.get(name); pixels.delete(name); return px ?? undefined; };
+    },
+  };
+}
+
 /** Settles while an async analyzer call (a GPU batch) is in flight: wasm-bindgen refuses any
  * other call on the analyzer until it returns, so messages wait for it (`idle()`). */
 let busy = null;
@@ -343,13 +372,17 @@ onmessage = async (ev) => {
       // One file at a time into wasm, each buffer dropped once copied: the series is never
       // held twice.
       analyzer.begin_load();
+      // The baseline holds its share of the memory budget.
+      const budget = Math.max(1, maxVoxels() - analyzer.baseline_voxels());
+      const decoder = seriesDecoder(msg.files, budget);
       for (const f of msg.files) {
         const bytes = new Uint8Array(await f.arrayBuffer());
         if (id !== runId) return; // a newer load took over (and cleared what was staged)
-        analyzer.stage_file(f.name, bytes);
+        decoder.add(f.name, bytes, analyzer.stage_file(f.name, bytes));
       }
-      // The baseline holds its share of the memory budget.
-      view = analyzer.load_staged(Math.max(1, maxVoxels() - analyzer.baseline_voxels()));
+      const predecoded = await decoder.done();
+      if (id !== runId) return;
+      view = analyzer.load_staged(budget, predecoded);
     }
     followupPending = false;
     // The middle slice's pixels come with the volume: the page shows it at once, before the

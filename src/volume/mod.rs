@@ -534,6 +534,21 @@ pub fn sniff(name: &Path, bytes: &[u8]) -> Result<Format> {
 /// Load named in-memory files (what the browser hands over, or what the CLI read): one NIfTI or
 /// image, or any number of DICOM files forming a series.
 pub fn load_bytes(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtVolume> {
+    load_bytes_with(files, limits, &mut |_| None)
+}
+
+/// The pixels of one DICOM file (by name) decoded elsewhere by [`dicom::decode_file`] from the
+/// same bytes, or `None` to decode them here: the page's pool of workers decodes a series'
+/// files in parallel while they are read.
+pub type Predecoded<'a> = &'a mut dyn FnMut(&Path) -> Option<Vec<i16>>;
+
+/// [`load_bytes`], taking what `predecoded` gives for single-frame DICOM files instead of
+/// decoding them (the same decoder on the same bytes: the same volume).
+pub fn load_bytes_with(
+    files: Vec<(PathBuf, Vec<u8>)>,
+    limits: &Limits,
+    predecoded: Predecoded,
+) -> Result<CtVolume> {
     if files.is_empty() {
         return Err(Error::NoSlices("no files were given".into()));
     }
@@ -570,7 +585,7 @@ pub fn load_bytes(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
                 });
             }
         }
-        return with_skipped(dicom::from_files(dicoms, limits), skipped);
+        return with_skipped(dicom::from_files_with(dicoms, limits, predecoded), skipped);
     }
     if files.is_empty() {
         return Err(Error::NoSlices(format!(
@@ -580,7 +595,7 @@ pub fn load_bytes(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
         )));
     }
     if n_dicom == files.len() {
-        return with_skipped(dicom::from_files(files, limits), skipped);
+        return with_skipped(dicom::from_files_with(files, limits, predecoded), skipped);
     }
     if files.len() > 1 {
         return Err(Error::InvalidArgument(format!(
@@ -595,7 +610,7 @@ pub fn load_bytes(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
     let vol = match formats[0] {
         Format::Nifti => nii::from_bytes(&name, &bytes, limits),
         Format::Image => raster::from_bytes(&name, &bytes),
-        Format::Dicom => dicom::from_files(vec![(name, bytes)], limits),
+        Format::Dicom => dicom::from_files_with(vec![(name, bytes)], limits, predecoded),
     };
     with_skipped(vol, skipped)
 }

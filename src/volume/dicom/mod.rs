@@ -68,9 +68,47 @@ pub fn fuzz_input_as_files(data: &[u8]) -> Vec<(PathBuf, Vec<u8>)> {
     }
 }
 
+/// The pixels of one DICOM file's first frame, decoded as [`from_files`] decodes a slice of a
+/// series (Modality LUT, padding and air rules), or `None` for a file without an image; for
+/// [`super::load_bytes_with`]'s `predecoded`, run elsewhere on the same bytes. A slice larger
+/// than 4096² is not decoded here (`None`).
+pub fn decode_file(name: &Path, bytes: &[u8]) -> Result<Option<Vec<i16>>> {
+    let Some(h) = read_header(0, name, bytes)? else {
+        return Ok(None);
+    };
+    // Larger than any CT slice: left to the series reader and its limits.
+    if u64::from(h.rows) * u64::from(h.cols) > 4096 * 4096 {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(h.rows as usize * h.cols as usize)
+        .map_err(|_| dicom_err(name, "no memory for its pixels"))?;
+    decode::decode_into(name, bytes, &h, 1, &mut out)?;
+    Ok(Some(out))
+}
+
+/// Voxels a DICOM file's header declares (rows × columns × frames), 0 for anything else: what
+/// decoding it elsewhere costs at most.
+pub fn header_voxels(name: &Path, bytes: &[u8]) -> u64 {
+    match read_header(0, name, bytes) {
+        Ok(Some(h)) => u64::from(h.rows) * u64::from(h.cols) * u64::from(h.frames.max(1)),
+        _ => 0,
+    }
+}
+
 /// Load a DICOM series from named files (the files may hold several series): headers, the
 /// series to load, its geometry, the slice order and spacing, then the pixels in z order.
 pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtVolume> {
+    from_files_with(files, limits, &mut |_| None)
+}
+
+/// [`from_files`], with single-frame files' pixels from `predecoded` where it has them (see
+/// [`super::load_bytes_with`]).
+pub fn from_files_with(
+    files: Vec<(PathBuf, Vec<u8>)>,
+    limits: &Limits,
+    predecoded: super::Predecoded,
+) -> Result<CtVolume> {
     // One damaged file does not sink a series: it is skipped and named, as PACS viewers do.
     let mut headers = Vec::with_capacity(files.len());
     let mut skipped = 0usize;
@@ -151,7 +189,7 @@ pub fn from_files(files: Vec<(PathBuf, Vec<u8>)>, limits: &Limits) -> Result<CtV
     let (nx, ny) = (first.cols as usize, first.rows as usize);
     let name0 = files[first.file].0.clone();
     let mut voxels = limits.reserve(&name0, [nx as u64, ny as u64, nz as u64])?;
-    let decoded = decode_slices(files, &slices, multi_frame, &mut voxels)?;
+    let decoded = decode_slices(files, &slices, multi_frame, &mut voxels, predecoded)?;
     let n_listed = slices.len();
     if !decoded.failed.is_empty() {
         let failed: Vec<usize> = decoded.failed.iter().map(|(file, _)| *file).collect();
@@ -492,6 +530,7 @@ fn decode_slices(
     slices: &[SliceHeader],
     multi_frame: bool,
     voxels: &mut Vec<i16>,
+    predecoded: super::Predecoded,
 ) -> Result<Decoded> {
     let mut files: Vec<Option<(PathBuf, Vec<u8>)>> = files.into_iter().map(Some).collect();
     let mut sop_uids = Vec::with_capacity(slices.len());
@@ -504,7 +543,15 @@ fn decode_slices(
         };
         let frames = if multi_frame { h.frames } else { 1 };
         let before = voxels.len();
-        if let Err(e) = decode::decode_into(&name, &bytes, h, frames, voxels) {
+        // Decoded elsewhere by `decode_file` (one frame, the same header and decoder); a
+        // wrong size (never, short of a caller bug) is decoded here instead.
+        let elsewhere = (!multi_frame)
+            .then(|| predecoded(&name))
+            .flatten()
+            .filter(|px| px.len() == h.rows as usize * h.cols as usize);
+        if let Some(px) = elsewhere {
+            voxels.extend_from_slice(&px);
+        } else if let Err(e) = decode::decode_into(&name, &bytes, h, frames, voxels) {
             voxels.truncate(before);
             failed.push((h.file, SkippedFile::from_error(&name, &e)));
             first_error.get_or_insert(e);
