@@ -308,9 +308,11 @@ impl Analyzer {
     /// come back as their views. `recon_every` > 0 checks every N-th slice instead of the
     /// default sample (`?reconevery=N`, for benchmarks).
     pub fn plan_slices(&mut self, recon_every: u32) -> Result<JsValue, JsError> {
-        // The coarse mask goes before the full one is made: never both at once.
+        // The coarse mask goes before the full one is made (never both at once), and so does
+        // a stepwise mask left unfinished (a cancelled first estimate).
         if let Some(cur) = self.current.as_mut() {
             cur.quick = None;
+            cur.lung_job = None;
         }
         let run: Vec<usize> = {
             let (cur, lung) = self.current_with_lung()?;

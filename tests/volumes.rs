@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use ctscreen::lung::{LEFT, RIGHT, lung_mask};
-use ctscreen::volume::{CtVolume, InputKind, Limits, load_bytes, load_paths};
+use ctscreen::volume::{CtVolume, InputKind, Limits, load_bytes, load_bytes_with, load_paths};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 
@@ -362,6 +362,49 @@ fn series_order_survives_shuffled_input() {
     assert_eq!(a.dims, b.dims);
     assert!(a.voxels == b.voxels, "same voxels whatever the file order");
     assert_eq!(a.meta.sop_instance_uids, b.meta.sop_instance_uids);
+}
+
+#[test]
+fn pixels_decoded_elsewhere_give_the_same_volume_and_are_used() {
+    // What the page's pool does: each file decoded alone (`decode_file`), the pixels handed to
+    // the series reader by name. RICORD is JPEG Lossless; a damaged file among them (its
+    // pixels cut) is decoded by neither and skipped by both.
+    let Some(ct) = ct_files() else { return };
+    let mut files: Vec<_> = read_all(&ct.join("ricord-1a-covid-000082"))
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "dcm"))
+        .take(24)
+        .collect();
+    let cut = files[5].1.len() - 2000;
+    files[5].1.truncate(cut);
+    let here = load_bytes(files.clone(), &Limits::default()).unwrap();
+    let decoded: std::collections::HashMap<PathBuf, Vec<i16>> = files
+        .iter()
+        .filter_map(|(p, b)| {
+            let px = ctscreen::volume::dicom::decode_file(p, b).ok().flatten()?;
+            Some((p.clone(), px))
+        })
+        .collect();
+    assert_eq!(decoded.len(), files.len() - 1, "the cut file fails alone too");
+    let mut asked = 0;
+    let elsewhere = load_bytes_with(files.clone(), &Limits::default(), &mut |p| {
+        asked += 1;
+        decoded.get(p).cloned()
+    })
+    .unwrap();
+    assert_eq!(asked, files.len());
+    assert_eq!((here.dims, here.dims[2]), (elsewhere.dims, files.len() - 1));
+    assert!(here.voxels == elsewhere.voxels, "the same voxels");
+    assert_eq!(here.meta.warnings, elsewhere.meta.warnings);
+    assert_eq!(here.meta.sop_instance_uids, elsewhere.meta.sop_instance_uids);
+    // They are really used: pixels of the right size are taken as given, a wrong size is not.
+    let n2 = here.slice_len();
+    let flat = load_bytes_with(files.clone(), &Limits::default(), &mut |_| Some(vec![7; n2]))
+        .unwrap();
+    assert!(flat.voxels.iter().all(|&v| v == 7));
+    let short = load_bytes_with(files, &Limits::default(), &mut |_| Some(vec![7; n2 - 1]))
+        .unwrap();
+    assert!(short.voxels == here.voxels);
 }
 
 #[test]

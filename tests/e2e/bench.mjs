@@ -98,6 +98,8 @@ async function runVolume(workers, reconEvery = 0, quick = true) {
   const workerMB = Number(await page.evaluate(() => document.body.dataset.workerMb));
   const tDrop = Date.now();
   await page.setInputFiles("#file", files);
+  await page.waitForFunction(() => Number(document.body.dataset.provisionalSeen || 0) >= 1, null, { timeout: 1800000, polling: 50 });
+  const dropToFirstEstimateS = (Date.now() - tDrop) / 1000;
   await page.waitForSelector("body[data-analyses='1']", { timeout: 1800000 });
   const dropToReportS = (Date.now() - tDrop) / 1000;
   const t = await page.evaluate(() => window.ctscreenTimings);
@@ -106,7 +108,7 @@ async function runVolume(workers, reconEvery = 0, quick = true) {
     volume: "ricord-1a-covid-000082 (255 x 512^2)", requestedWorkers: workers || "page's choice", workers: pool, workerMB,
     reconstruction: reconEvery ? `every ${reconEvery}` : "the page's sample", quickEstimate: quick, oodChecked: t.oodChecked,
     loadS: t.loadMs / 1000, firstProvisionalS: t.firstProvisionalMs / 1000, finalS: t.finalMs / 1000,
-    analysisS: t.totalMs / 1000, lungMaskAndReportS: t.reportMs / 1000, ownerMs: t.ownerMs, dropToReportS, slices: t.sliceMs.length,
+    analysisS: t.totalMs / 1000, lungMaskAndReportS: t.reportMs / 1000, ownerMs: t.ownerMs, dropToFirstEstimateS, dropToReportS, slices: t.sliceMs.length,
     medianWorkerSliceMs: median(t.sliceMs), report: t.summary,
   };
 }
