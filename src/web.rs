@@ -526,7 +526,9 @@ impl Analyzer {
         if cur.lung.get().is_some() {
             return Ok(true);
         }
-        let job = cur.lung_job.get_or_insert_with(|| LungJob::new(&cur.volume));
+        let job = cur
+            .lung_job
+            .get_or_insert_with(|| LungJob::new(&cur.volume));
         let Some(mask) = job.step(&cur.volume) else {
             return Ok(false);
         };
@@ -583,7 +585,9 @@ impl Analyzer {
         let (vol, quick) = self.quick_state()?;
         for (pred, &z) in preds.iter().zip(&zs) {
             let input = quick.pending.remove(&(z as usize)).ok_or_else(|| {
-                JsError::new(&format!("slice {z} was not prepared for the first estimate"))
+                JsError::new(&format!(
+                    "slice {z} was not prepared for the first estimate"
+                ))
             })?;
             let result = counted(pred, &input, vol, &quick.lung, ood);
             if let Err(i) = quick.results.binary_search_by_key(&input.z, |r| r.z) {

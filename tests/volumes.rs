@@ -385,7 +385,11 @@ fn pixels_decoded_elsewhere_give_the_same_volume_and_are_used() {
             Some((p.clone(), px))
         })
         .collect();
-    assert_eq!(decoded.len(), files.len() - 1, "the cut file fails alone too");
+    assert_eq!(
+        decoded.len(),
+        files.len() - 1,
+        "the cut file fails alone too"
+    );
     let mut asked = 0;
     let elsewhere = load_bytes_with(files.clone(), &Limits::default(), &mut |p| {
         asked += 1;
@@ -396,14 +400,18 @@ fn pixels_decoded_elsewhere_give_the_same_volume_and_are_used() {
     assert_eq!((here.dims, here.dims[2]), (elsewhere.dims, files.len() - 1));
     assert!(here.voxels == elsewhere.voxels, "the same voxels");
     assert_eq!(here.meta.warnings, elsewhere.meta.warnings);
-    assert_eq!(here.meta.sop_instance_uids, elsewhere.meta.sop_instance_uids);
+    assert_eq!(
+        here.meta.sop_instance_uids,
+        elsewhere.meta.sop_instance_uids
+    );
     // They are really used: pixels of the right size are taken as given, a wrong size is not.
     let n2 = here.slice_len();
-    let flat = load_bytes_with(files.clone(), &Limits::default(), &mut |_| Some(vec![7; n2]))
-        .unwrap();
+    let flat = load_bytes_with(files.clone(), &Limits::default(), &mut |_| {
+        Some(vec![7; n2])
+    })
+    .unwrap();
     assert!(flat.voxels.iter().all(|&v| v == 7));
-    let short = load_bytes_with(files, &Limits::default(), &mut |_| Some(vec![7; n2 - 1]))
-        .unwrap();
+    let short = load_bytes_with(files, &Limits::default(), &mut |_| Some(vec![7; n2 - 1])).unwrap();
     assert!(short.voxels == here.voxels);
 }
 

@@ -364,6 +364,7 @@ onmessage = async (ev) => {
     if (msg.type !== "load" && msg.type !== "demo") return;
     if (id !== runId) return; // a newer load came while this one waited
     postMessage({ type: "status", text: "Reading the files…" });
+    const tRead = performance.now();
     let view;
     // A follow-up keeps the analysed scan aside as its baseline; any other load ends a comparison.
     if (msg.followup && msg.type === "load") { followupPending = true; analyzer.keep_as_baseline(); } else analyzer.drop_baseline();
@@ -383,6 +384,8 @@ onmessage = async (ev) => {
       const predecoded = await decoder.done();
       if (id !== runId) return;
       view = analyzer.load_staged(budget, predecoded);
+      // From the first file read on: the pool decodes while the files are staged.
+      view.load_ms = performance.now() - tRead;
     }
     followupPending = false;
     // The middle slice's pixels come with the volume: the page shows it at once, before the

@@ -475,3 +475,27 @@ fn the_coarse_mask_agrees_with_the_full_one_and_keeps_the_sides() {
     // A factor of 1 is the full mask.
     assert_eq!(coarse_lung_mask(&vol, 1).labels, full.labels);
 }
+
+#[test]
+fn the_mask_a_step_at_a_time_is_the_mask() {
+    let (vol, _) = anatomy();
+    let whole = lung_mask(&vol);
+    let mut job = LungJob::new(&vol);
+    let mut steps = 1;
+    let stepped = loop {
+        if let Some(m) = job.step(&vol) {
+            break m;
+        }
+        steps += 1;
+    };
+    // Several steps, so the page's worker answers its model workers in between.
+    assert!(steps >= 5, "{steps} steps");
+    assert_eq!(stepped.labels, whole.labels);
+    // A job that handed out its mask starts over and makes it again.
+    let again = loop {
+        if let Some(m) = job.step(&vol) {
+            break m;
+        }
+    };
+    assert_eq!(again.labels, whole.labels);
+}
