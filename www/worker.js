@@ -226,12 +226,14 @@ const QUICK_MIN_SLICES = 48;
  * as they are in. Meanwhile this worker makes the full mask a step at a time, answering the
  * pool between steps. None of the estimate counts in the final figures (those slices are
  * analysed again on the full mask's frame). CPU pool only: on the GPU this worker is the
- * model, so nothing would overlap. Resolves with the times (ms from `t0`) to the estimate
- * (null: none went out) and to the full mask, or null when it did not run.
+ * model, so nothing would overlap. Resolves with the coarse mask's time and the times (ms from
+ * `t0`) to the estimate (null: none went out) and to the full mask, or null when it did not run.
  */
 async function quickEstimate(id, t0) {
   if (analyzer.backend() === "webgpu" || !(await startPool(0)) || pool.size === 0 || id !== runId) return null;
+  const tPlan = performance.now();
   const run = analyzer.quick_plan();
+  const planMs = performance.now() - tPlan;
   const first = coarseToFine(run.length, firstStep(run.length))[0].map((k) => run[k]);
   let quickMs = null;
   const estimate = pool.run(first, {
@@ -250,7 +252,7 @@ async function quickEstimate(id, t0) {
   while (id === runId && !analyzer.lung_step()) await new Promise((r) => setTimeout(r, 0));
   const maskMs = performance.now() - t0;
   await estimate.catch(() => {});
-  return { estimate: quickMs, mask: maskMs };
+  return { plan: planMs, estimate: quickMs, mask: maskMs };
 }
 
 /**
@@ -306,7 +308,7 @@ async function analyseAll(view, id, batchParam) {
   postMessage({ type: "report", report, cancelled, done: progress.done, total: progress.total, ms: performance.now() - progress.t0, reportMs, backend: analyzer.backend(), workers: pool?.size ?? 0,
     // This worker's wasm memory (it never shrinks): the browser tests bound what a damaged file may add.
     memBytes: wasm?.memory?.buffer?.byteLength ?? null,
-    ownerMs: { quick: quickMs?.estimate ?? null, quickMask: quickMs?.mask ?? null, plan: planMs, firstPass: progress.firstPassMs ?? null, prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });
+    ownerMs: { quickPlan: quickMs?.plan ?? null, quick: quickMs?.estimate ?? null, quickMask: quickMs?.mask ?? null, plan: planMs, firstPass: progress.firstPassMs ?? null, prepare: progress.prepareMs || 0, finish: progress.finishMs || 0, provisionalReports: progress.provisionalMs || 0 } });
   // A follow-up: the change against the kept baseline (over what was analysed, if cancelled).
   if (analyzer.has_baseline()) postMessage({ type: "comparison", json: analyzer.compare() });
 }
