@@ -597,6 +597,22 @@ impl Analyzer {
         Ok(())
     }
 
+    /// Analyse slices `zs` of the first estimate here, as one batch (the GPU path, where this
+    /// worker runs the model): [`prepare_quick`](Self::prepare_quick), the model without the
+    /// reconstruction, [`finish_quick`](Self::finish_quick). A GPU error fails the estimate
+    /// only; the analysis proper has its own fallback.
+    pub async fn analyze_quick(&mut self, zs: Vec<u32>) -> Result<(), JsError> {
+        let grids = self.prepare_quick(zs.clone())?;
+        let size = self.config.input_size;
+        let slices: Vec<&[f32]> = grids.chunks_exact(size * size).collect();
+        let packed = self
+            .loaded
+            .predict(&slices, size, false)
+            .await
+            .map_err(js)?;
+        self.finish_quick(zs, packed)
+    }
+
     /// The report over the first estimate's slices, on the coarse mask (JSON text, as
     /// [`report`](Self::report)); ends the first estimate and frees its mask.
     pub fn quick_report(&mut self) -> Result<JsValue, JsError> {

@@ -225,16 +225,19 @@ const QUICK_MIN_SLICES = 48;
  * spread ones without the reconstruction, and a provisional report over them goes out as soon
  * as they are in. Meanwhile this worker makes the full mask a step at a time, answering the
  * pool between steps. None of the estimate counts in the final figures (those slices are
- * analysed again on the full mask's frame). CPU pool only: on the GPU this worker is the
- * model, so nothing would overlap. Resolves with the coarse mask's time and the times (ms from
+ * analysed again on the full mask's frame). On the GPU this worker is the model: there the
+ * estimate comes first and the mask after it (`quickHere`). Resolves with the coarse mask's time and the times (ms from
  * `t0`) to the estimate (null: none went out) and to the full mask, or null when it did not run.
  */
 async function quickEstimate(id, t0) {
-  if (analyzer.backend() === "webgpu" || !(await startPool(0)) || pool.size === 0 || id !== runId) return null;
+  const gpu = analyzer.backend() === "webgpu";
+  if (!gpu && (!(await startPool(0)) || pool.size === 0)) return null;
+  if (id !== runId) return null;
   const tPlan = performance.now();
   const run = analyzer.quick_plan();
   const planMs = performance.now() - tPlan;
   const first = coarseToFine(run.length, firstStep(run.length))[0].map((k) => run[k]);
+  if (gpu) return { plan: planMs, estimate: await quickHere(first, run.length, id, t0), mask: null };
   let quickMs = null;
   const estimate = pool.run(first, {
     reconOf: () => false,
@@ -253,6 +256,21 @@ async function quickEstimate(id, t0) {
   const maskMs = performance.now() - t0;
   await estimate.catch(() => {});
   return { plan: planMs, estimate: quickMs, mask: maskMs };
+}
+
+/**
+ * The first estimate on the GPU, where this worker is the model: the slices in batches, then
+ * the report; the lung mask is made afterwards by the plan. Resolves with its time from `t0`, or
+ * null (cancelled, or a GPU error: the analysis proper falls back for itself).
+ */
+async function quickHere(first, total, id, t0) {
+  for (let k = 0; k < first.length; k += GPU_BATCH) {
+    if (id !== runId) return null;
+    await inFlight(analyzer.analyze_quick(Uint32Array.from(first.slice(k, k + GPU_BATCH))));
+  }
+  if (id !== runId) return null;
+  postMessage({ type: "report", report: analyzer.quick_report(), provisional: true, quick: true, done: first.length, total, ms: performance.now() - t0, backend: analyzer.backend() });
+  return performance.now() - t0;
 }
 
 /**

@@ -242,6 +242,17 @@ async function runMode(mode) {
       && (await auto.evaluate(() => document.body.dataset.backend)).startsWith("cpu") && status.includes("WebGPU took"), status);
     await auto.screenshot({ path: path.join(outDir, "webgpu-slower-than-cpu.png"), fullPage: true });
     await auto.close();
+    // The quick first estimate on the GPU path, where the owning worker is the model
+    // (`?quick=2` forces it on this 3-slice series): it goes out first, then the analysis proper.
+    const quickPage = await ctx.newPage();
+    await quickPage.goto(origin + "/?backend=webgpu&quick=2");
+    await quickPage.waitForSelector("body[data-ready='1']", { timeout: 180000 });
+    await quickPage.setInputFiles("#file", fs.readdirSync(lidcDir).filter((f) => f.endsWith(".dcm")).map((f) => path.join(lidcDir, f)));
+    await analysed(quickPage, 1, 300000);
+    const qs = await quickPage.evaluate(() => ({ ...document.body.dataset }));
+    check(`webgpu: the quick first estimate runs on the GPU too (${qs.quickSeen ?? 0} quick report, then the final one on ${qs.backend})`,
+      qs.quickSeen === "1" && qs.backend === "webgpu" && qs.provisional === "0");
+    await quickPage.close();
   }
 
   // a. A MedSeg slice: probabilities shown, overlay overlaps the expert mask.
