@@ -519,10 +519,7 @@ impl Analyzer {
     /// its model workers between steps; true once the mask is made (then
     /// [`plan_slices`](Self::plan_slices) and everything after it use it as computed here).
     pub fn lung_step(&mut self) -> Result<bool, JsError> {
-        let cur = self
-            .current
-            .as_mut()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let cur = self.current_mut()?;
         if cur.lung.get().is_some() {
             return Ok(true);
         }
@@ -545,10 +542,7 @@ impl Analyzer {
     /// [`finish_quick`](Self::finish_quick)) and shows [`quick_report`](Self::quick_report)
     /// as a provisional estimate. [`plan_slices`](Self::plan_slices) drops this state.
     pub fn quick_plan(&mut self) -> Result<Vec<u32>, JsError> {
-        let cur = self
-            .current
-            .as_mut()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
+        let cur = self.current_mut()?;
         let lung = coarse_lung_mask(&cur.volume, COARSE_FACTOR);
         let run = crate::slices::model_slices(&cur.volume, &lung);
         cur.quick = Some(Quick {
@@ -616,14 +610,8 @@ impl Analyzer {
     /// The report over the first estimate's slices, on the coarse mask (JSON text, as
     /// [`report`](Self::report)); ends the first estimate and frees its mask.
     pub fn quick_report(&mut self) -> Result<JsValue, JsError> {
-        let cur = self
-            .current
-            .as_mut()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        let quick = cur
-            .quick
-            .take()
-            .ok_or_else(|| JsError::new("no first estimate is in progress"))?;
+        let quick = self.current_mut()?.quick.take().ok_or_else(no_estimate)?;
+        let cur = self.current.as_ref().ok_or_else(no_volume)?;
         let ctx = ReportContext {
             input: &cur.name,
             model: &self.config.version,
@@ -635,15 +623,13 @@ impl Analyzer {
     }
 
     fn quick_state(&mut self) -> Result<(&CtVolume, &mut Quick), JsError> {
-        let cur = self
-            .current
-            .as_mut()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        let quick = cur
-            .quick
-            .as_mut()
-            .ok_or_else(|| JsError::new("no first estimate is in progress"))?;
+        let cur = self.current_mut()?;
+        let quick = cur.quick.as_mut().ok_or_else(no_estimate)?;
         Ok((&cur.volume, quick))
+    }
+
+    fn current_mut(&mut self) -> Result<&mut Current, JsError> {
+        self.current.as_mut().ok_or_else(no_volume)
     }
 
     /// The model inputs of slices `zs` (`[N, size, size]` values, flattened), for a model
@@ -935,6 +921,14 @@ impl Analyzer {
         }
         serde_wasm_bindgen::to_value(&views).map_err(js)
     }
+}
+
+fn no_volume() -> JsError {
+    JsError::new("no volume is loaded")
+}
+
+fn no_estimate() -> JsError {
+    JsError::new("no first estimate is in progress")
 }
 
 /// The model inputs of slices `zs` of `vol` framed by `frame`: the grids (`[N, size, size]`,
