@@ -121,13 +121,20 @@ const ready = load().catch((e) => {
   throw e;
 });
 
+/** At most this many voxels are decoded by the pool per load: 512²×600, i.e. at most 300 MB of
+ * int16 copies held in JS until the volume takes them (the largest volume VOLUME_RESERVE plans
+ * for); the files beyond it are decoded here. */
+const PREDECODE_MAX_VOXELS = 512 * 512 * 600;
+
 /**
  * The files of a DICOM series decoded in the pool's workers while this worker reads them: each
  * file goes out once it is staged (its bytes are transferred; wasm holds its own copy), and
  * `done()` resolves with the function `load_staged` asks for a file's pixels (null when nothing
  * went out). Only where it cannot change what is loaded or hurt memory: the CPU pool, two or more
  * files with distinct names (the pixels are matched by name), and no more voxels out than the
- * series may have (`budget`: a series refused from its headers costs no decoding).
+ * series may have (`budget`: a series refused from its headers costs little decoding) nor than
+ * PREDECODE_MAX_VOXELS: the decoded copies wait here until `load_staged` takes them, beside the
+ * volume it fills, so a longer series has its later files decoded by this worker as before.
  */
 function seriesDecoder(files, budget) {
   const names = files.map((f) => f.name);
@@ -137,7 +144,7 @@ function seriesDecoder(files, budget) {
   return {
     add(name, bytes, headerVoxels) {
       voxels += headerVoxels;
-      if (!on || headerVoxels === 0 || voxels > budget) return;
+      if (!on || headerVoxels === 0 || voxels > Math.min(budget, PREDECODE_MAX_VOXELS)) return;
       pending.set(name, pool.decode(name, bytes));
     },
     async done() {
