@@ -536,8 +536,8 @@ impl Analyzer {
     }
 
     /// The first estimate on long series, before the full lung mask (seconds in a browser)
-    /// is computed: a coarse mask on 4×4 block means ([`COARSE_FACTOR`], about a sixteenth of
-    /// the time) gives the slices with lung, returned ascending, and the frame; the page
+    /// is computed: a coarse mask on 4×4 block means ([`COARSE_FACTOR`], a tenth of the time
+    /// in the page) gives the slices with lung, returned ascending, and the frame; the page
     /// analyses a spread few of them ([`prepare_quick`](Self::prepare_quick),
     /// [`finish_quick`](Self::finish_quick)) and shows [`quick_report`](Self::quick_report)
     /// as a provisional estimate. [`plan_slices`](Self::plan_slices) drops this state.
@@ -567,14 +567,7 @@ impl Analyzer {
     /// Take a model worker's packed outputs (without the reconstruction: the first estimate
     /// does not check it) for slices `zs` prepared by [`prepare_quick`](Self::prepare_quick).
     pub fn finish_quick(&mut self, zs: Vec<u32>, packed: Vec<f32>) -> Result<(), JsError> {
-        let layout = PackedLayout {
-            n: zs.len(),
-            size: self.config.input_size,
-            seg_classes: self.config.model.seg_classes,
-            n_classes: self.config.model.n_classes,
-            with_recon: false,
-        };
-        let preds = layout.unpack(packed).map_err(js)?;
+        let preds = self.layout(zs.len(), false).unpack(packed).map_err(js)?;
         let ood = self.config.ood_threshold;
         let (vol, quick) = self.quick_state()?;
         for (pred, &z) in preds.iter().zip(&zs) {
@@ -612,14 +605,7 @@ impl Analyzer {
     pub fn quick_report(&mut self) -> Result<JsValue, JsError> {
         let quick = self.current_mut()?.quick.take().ok_or_else(no_estimate)?;
         let cur = self.current.as_ref().ok_or_else(no_volume)?;
-        let ctx = ReportContext {
-            input: &cur.name,
-            model: &self.config.version,
-            backend: self.loaded.backend,
-        };
-        let report = crate::report::build(&ctx, &cur.volume, &quick.lung, &quick.results);
-        let json = serde_json::to_string_pretty(&report).map_err(js)?;
-        Ok(JsValue::from_str(&json))
+        report_json(&self.report_on(cur, &quick.lung, &quick.results))
     }
 
     fn quick_state(&mut self) -> Result<(&CtVolume, &mut Quick), JsError> {
@@ -661,13 +647,8 @@ impl Analyzer {
     /// The report over the slices analysed so far (all of them unless cancelled), with the lung
     /// mask computed on first use.
     pub fn report(&self) -> Result<JsValue, JsError> {
-        let cur = self
-            .current
-            .as_ref()
-            .ok_or_else(|| JsError::new("no volume is loaded"))?;
-        // JSON text, so the page can offer it for download byte for byte as shown.
-        let json = serde_json::to_string_pretty(&self.report_of(cur)).map_err(js)?;
-        Ok(JsValue::from_str(&json))
+        let cur = self.current.as_ref().ok_or_else(no_volume)?;
+        report_json(&self.report_of(cur))
     }
 
     /// The lesion mask (1 GGO, 2 consolidation, inside the lungs) as `.nii.gz` bytes on the
@@ -783,13 +764,34 @@ impl Current {
 impl Analyzer {
     /// The report of `cur` over the slices analysed so far (all of them unless cancelled).
     fn report_of(&self, cur: &Current) -> crate::report::Report {
-        let backend = self.loaded.backend;
+        self.report_on(cur, cur.lung(), &cur.results)
+    }
+
+    /// The report of `cur`'s volume with `lung` and `results` (the full analysis, or the first
+    /// estimate's).
+    fn report_on(
+        &self,
+        cur: &Current,
+        lung: &LungMask,
+        results: &[SliceResult],
+    ) -> crate::report::Report {
         let ctx = ReportContext {
             input: &cur.name,
             model: &self.config.version,
-            backend,
+            backend: self.loaded.backend,
         };
-        crate::report::build(&ctx, &cur.volume, cur.lung(), &cur.results)
+        crate::report::build(&ctx, &cur.volume, lung, results)
+    }
+
+    /// How a model call's outputs for `n` slices are packed (`ModelRunner::predict`).
+    fn layout(&self, n: usize, with_recon: bool) -> PackedLayout {
+        PackedLayout {
+            n,
+            size: self.config.input_size,
+            seg_classes: self.config.model.seg_classes,
+            n_classes: self.config.model.n_classes,
+            with_recon,
+        }
     }
 
     /// The current volume with its lung mask, computed on first use.
@@ -855,14 +857,10 @@ impl Analyzer {
     ) -> Result<JsValue, JsError> {
         let size = self.config.input_size;
         let with_recon = self.recon_wanted(zs);
-        let layout = PackedLayout {
-            n: zs.len(),
-            size,
-            seg_classes: self.config.model.seg_classes,
-            n_classes: self.config.model.n_classes,
-            with_recon,
-        };
-        let mut preds = layout.unpack(packed).map_err(js)?;
+        let mut preds = self
+            .layout(zs.len(), with_recon)
+            .unpack(packed)
+            .map_err(js)?;
         let mut inputs = Vec::with_capacity(zs.len());
         {
             let cur = self
@@ -929,6 +927,12 @@ fn no_volume() -> JsError {
 
 fn no_estimate() -> JsError {
     JsError::new("no first estimate is in progress")
+}
+
+/// A report as JSON text, so the page can offer it for download byte for byte as shown.
+fn report_json(report: &crate::report::Report) -> Result<JsValue, JsError> {
+    let json = serde_json::to_string_pretty(report).map_err(js)?;
+    Ok(JsValue::from_str(&json))
 }
 
 /// The model inputs of slices `zs` of `vol` framed by `frame`: the grids (`[N, size, size]`,

@@ -61,6 +61,18 @@ fn fuzz_findings_are_clean_errors_with_bounded_peak_allocation() {
             usage.peak_bytes >> 20,
             err.unwrap_or_default()
         );
+        // Each file alone, as the page's pool workers decode the files of a series: no panic,
+        // and the same bound.
+        if name.starts_with("dicom-") {
+            for (file, data) in dicom::fuzz_input_as_files(&bytes) {
+                let (r, usage) = alloc_cap::measure(|| dicom::decode_file(&file, &data).is_ok());
+                assert!(
+                    usage.peak_bytes < PEAK_BOUND,
+                    "{name} decoded alone: peak allocation {} MB (ok: {r})",
+                    usage.peak_bytes >> 20
+                );
+            }
+        }
     }
 }
 

@@ -228,7 +228,7 @@ const QUICK_MIN_SLICES = 48;
 
 /**
  * The first estimate on a long series, while the full lung mask is made: a coarse mask (a
- * sixteenth of its time) gives the slices with lung and their frame, the pool runs about ten
+ * tenth of its time) gives the slices with lung and their frame, the pool runs about ten
  * spread ones without the reconstruction, and a provisional report over them goes out as soon
  * as they are in. Meanwhile this worker makes the full mask a step at a time, answering the
  * pool between steps. None of the estimate counts in the final figures (those slices are
@@ -397,8 +397,9 @@ onmessage = async (ev) => {
     if (msg.followup && msg.type === "load") { followupPending = true; analyzer.keep_as_baseline(); } else analyzer.drop_baseline();
     if (msg.type === "demo") view = analyzer.load_demo();
     else {
-      // One file at a time into wasm, each buffer dropped once copied: the series is never
-      // held twice.
+      // One file at a time into wasm, each buffer dropped once copied (or handed to a pool
+      // worker to decode): the files are never held twice; only the decoded pixels wait here,
+      // up to PREDECODE_MAX_VOXELS.
       analyzer.begin_load();
       // The baseline holds its share of the memory budget.
       const budget = Math.max(1, maxVoxels() - analyzer.baseline_voxels());

@@ -1,5 +1,6 @@
-//! The DICOM entry point with arbitrary bytes: one file, or two files split at the first byte's
-//! position (a series). Any error is fine; a panic or abort is a bug.
+//! The DICOM entry points with arbitrary bytes: one file, or two files split at the first
+//! byte's position (a series), each file decoded alone as the page's pool does, then the series.
+//! Any error is fine; a panic or abort is a bug.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -15,5 +16,10 @@ fuzz_target!(|data: &[u8]| {
     let limits = Limits {
         max_voxels: 1 << 22,
     };
-    let _ = dicom::from_files(dicom::fuzz_input_as_files(data), &limits);
+    let files = dicom::fuzz_input_as_files(data);
+    // What the page's pool workers run on each file of a series being read.
+    for (name, bytes) in &files {
+        let _ = dicom::decode_file(name, bytes);
+    }
+    let _ = dicom::from_files(files, &limits);
 });

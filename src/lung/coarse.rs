@@ -9,8 +9,8 @@
 use super::{LungMask, lung_mask};
 use crate::volume::{CtVolume, VolumeMeta};
 
-/// The block size the page uses: 4×4 (0.7 mm pixels become 2.8 mm; the mask costs about a
-/// sixteenth).
+/// The block size the page uses: 4×4 (0.7 mm pixels become 2.8 mm; on RICORD the mask takes
+/// 0.41 s natively against 1.96 s, 0.44 s in the page against about 5 s).
 pub const COARSE_FACTOR: usize = 4;
 
 /// The lung mask of `vol` computed on `f`×`f` block means, labels on `vol`'s grid (each pixel

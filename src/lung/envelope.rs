@@ -65,8 +65,7 @@ pub fn lesions_in_lung(
         };
         let [x0, y0, x1, y1] = super::morph::widen(b, r.max(r_hull), nx, ny);
         let (w, h) = (x1 - x0, y1 - y0);
-        for (m, radius) in [(&mut side_box, r), (&mut hull_box, r_hull)] {
-            let src = if radius == r { &side } else { &hull };
+        for (m, src, radius) in [(&mut side_box, &side, r), (&mut hull_box, &hull, r_hull)] {
             crop_label(src, nx, [x0, y0, x1, y1], 1, m);
             box_max(m, &mut scratch[..w * h], w, h, radius, 0);
         }

@@ -112,7 +112,7 @@ enum Step {
     Grown(Vec<u8>, usize),
     /// Split into sides, before the per-side closing and hole filling.
     Sides(Vec<u8>),
-    /// Handed out (a step after the end starts nothing).
+    /// Handed out (a step after it starts over).
     Done,
 }
 
